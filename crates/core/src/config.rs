@@ -1,0 +1,381 @@
+//! Every setting of the pipeline: its stack parameter, environment variable, default, what it
+//! accepts, and its parsing. Read once at start-up; a bad value stops the program with a message
+//! naming the setting.
+//!
+//! The same names serve the Lambdas (environment set by template.yaml) and `zofhook` (flags and
+//! `ZOFHOOK_*` variables): a flag is the parameter in kebab case, the variable `ZOFHOOK_` + upper
+//! snake case.
+
+use crate::signature::{Scheme, SecretError, Secrets};
+use http::HeaderName;
+use std::time::Duration;
+
+/// One setting: where it comes from and what it accepts.
+#[derive(Debug, Clone, Copy)]
+pub struct Setting {
+    /// Stack parameter name, e.g. `OrganizationId`.
+    pub param: &'static str,
+    /// Default as text; empty means unset.
+    pub default: &'static str,
+    /// What the setting accepts, in words; used in start-up errors and the README table.
+    pub accepts: &'static str,
+    pub help: &'static str,
+}
+
+impl Setting {
+    /// `ZOFHOOK_` + upper snake case of the parameter name.
+    pub fn env(&self) -> String {
+        format!("ZOFHOOK_{}", snake(self.param).to_uppercase())
+    }
+
+    /// The parameter name in kebab case, as a CLI flag without the dashes.
+    pub fn flag(&self) -> String {
+        snake(self.param).replace('_', "-")
+    }
+}
+
+fn snake(param: &str) -> String {
+    let mut out = String::new();
+    for (i, c) in param.chars().enumerate() {
+        if c.is_ascii_uppercase() && i > 0 {
+            out.push('_');
+        }
+        out.push(c.to_ascii_lowercase());
+    }
+    out
+}
+
+macro_rules! settings {
+    ($($name:ident = $param:literal, $default:literal, $accepts:literal, $help:literal;)*) => {
+        $(pub const $name: Setting = Setting { param: $param, default: $default, accepts: $accepts, help: $help };)*
+        /// Every tunable setting of the pipeline, in README order.
+        pub const SETTINGS: &[Setting] = &[$($name),*];
+    };
+}
+
+settings! {
+    SIGNATURE_SCHEME = "SignatureScheme", "hmac-sha256",
+        "one of hmac-sha256, timestamped, standard-webhooks",
+        "How Zof signs deliveries; only this scheme is accepted.";
+    SIGNATURE_HEADER = "SignatureHeader", "Zof-Signature",
+        "an HTTP header name",
+        "Header that carries the signature (hmac-sha256 and timestamped).";
+    SIGNATURE_TOLERANCE_SECONDS = "SignatureToleranceSeconds", "300",
+        "a whole number of seconds from 1 to 86400",
+        "Largest accepted clock difference for timestamped schemes.";
+    EVENT_TYPES = "EventTypes", "run.completed",
+        "a comma-separated list of event types, or *",
+        "Event types that are recorded and processed; others are answered `ignored`.";
+    MAX_BODY_BYTES = "MaxBodyBytes", "262144",
+        "a whole number of bytes from 1 to 262144",
+        "Largest accepted body (the SQS message limit).";
+    ORGANIZATION_ID = "OrganizationId", "",
+        "a Zof organization id, or empty for any",
+        "When set, events of any other organization are refused with 403.";
+    DEDUPE_RETENTION_DAYS = "DedupeRetentionDays", "30",
+        "a whole number of days from 1 to 3650",
+        "How long an event id is remembered (ledger TTL).";
+    RECEIVE_LEASE_SECONDS = "ReceiveLeaseSeconds", "30",
+        "a whole number of seconds from 1 to 3600",
+        "How long a delivery in flight holds its id before another delivery may take it over.";
+    PROCESSING_LEASE_SECONDS = "ProcessingLeaseSeconds", "180",
+        "a whole number of seconds from 1 to 43200",
+        "How long the worker holds an event it is processing (the queue's visibility timeout).";
+    RESPONSE_DEADLINE_MS = "ResponseDeadlineMs", "8000",
+        "a whole number of milliseconds from 100 to 9500",
+        "The receiver answers within this time, whatever the store does.";
+    STORE_TIMEOUT_MS = "StoreTimeoutMs", "2000",
+        "a whole number of milliseconds from 50 to 9000",
+        "Timeout of one ledger or queue call, retries included.";
+    STORE_MAX_ATTEMPTS = "StoreMaxAttempts", "3",
+        "a whole number from 1 to 10",
+        "Attempts per ledger or queue call within its timeout.";
+}
+
+/// Where the AWS deployment's resources are; read by the Lambdas only.
+pub const TABLE_NAME_ENV: &str = "ZOFHOOK_TABLE_NAME";
+pub const QUEUE_URL_ENV: &str = "ZOFHOOK_QUEUE_URL";
+pub const SECRET_ARN_ENV: &str = "ZOFHOOK_SECRET_ARN";
+/// Webhook secrets given directly (local runs and tests).
+pub const SECRET_ENV: &str = "ZOFHOOK_SECRET";
+pub const PREVIOUS_SECRET_ENV: &str = "ZOFHOOK_PREVIOUS_SECRET";
+
+/// A setting with a value it does not accept.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[error("{env} ({param}): {problem}; it accepts {accepts}")]
+pub struct ConfigError {
+    pub env: String,
+    pub param: String,
+    pub problem: String,
+    pub accepts: String,
+}
+
+impl ConfigError {
+    fn new(setting: &Setting, problem: String) -> ConfigError {
+        ConfigError {
+            env: setting.env(),
+            param: setting.param.to_string(),
+            problem,
+            accepts: setting.accepts.to_string(),
+        }
+    }
+
+    /// A required variable that is not a tunable setting (resource names, secrets).
+    pub fn required(env: &str, accepts: &str) -> ConfigError {
+        ConfigError {
+            env: env.to_string(),
+            param: env.to_string(),
+            problem: "missing or empty".to_string(),
+            accepts: accepts.to_string(),
+        }
+    }
+}
+
+/// Which event types are recorded.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum EventTypes {
+    All,
+    Only(Vec<String>),
+}
+
+impl EventTypes {
+    pub fn admits(&self, kind: &str) -> bool {
+        match self {
+            EventTypes::All => true,
+            EventTypes::Only(list) => list.iter().any(|t| t == kind),
+        }
+    }
+}
+
+/// The parsed settings of the receive and process pipelines.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub scheme: Scheme,
+    pub signature_header: HeaderName,
+    pub tolerance_seconds: u64,
+    pub event_types: EventTypes,
+    pub max_body_bytes: usize,
+    pub organization_id: Option<String>,
+    pub retention_days: u64,
+    pub receive_lease: Duration,
+    pub processing_lease: Duration,
+    pub response_deadline: Duration,
+    pub store_timeout: Duration,
+    pub store_max_attempts: u32,
+}
+
+impl Default for Config {
+    fn default() -> Config {
+        // The defaults are valid by construction; the test `defaults_parse` proves it.
+        Config::from_lookup(|_| None).unwrap_or_else(|e| panic!("invalid default: {e}"))
+    }
+}
+
+impl Config {
+    /// Reads every setting from the process environment.
+    pub fn from_env() -> Result<Config, ConfigError> {
+        Config::from_lookup(|name| std::env::var(name).ok())
+    }
+
+    /// Reads every setting through `lookup` (an environment variable name → its value).
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Config, ConfigError> {
+        let text = |s: &Setting| -> String {
+            lookup(&s.env())
+                .map(|v| v.trim().to_string())
+                .filter(|v| !v.is_empty())
+                .unwrap_or_else(|| s.default.to_string())
+        };
+        let number = |s: &Setting, min: u64, max: u64| -> Result<u64, ConfigError> {
+            let raw = text(s);
+            match raw.parse::<u64>() {
+                Ok(n) if (min..=max).contains(&n) => Ok(n),
+                _ => Err(ConfigError::new(s, format!("{raw:?} is not accepted"))),
+            }
+        };
+
+        let raw = text(&SIGNATURE_SCHEME);
+        let scheme = raw
+            .parse::<Scheme>()
+            .map_err(|_| ConfigError::new(&SIGNATURE_SCHEME, format!("{raw:?} is not a scheme")))?;
+        let raw = text(&SIGNATURE_HEADER);
+        let signature_header = HeaderName::from_bytes(raw.as_bytes()).map_err(|_| {
+            ConfigError::new(&SIGNATURE_HEADER, format!("{raw:?} is not a header name"))
+        })?;
+        let raw = text(&EVENT_TYPES);
+        let event_types = if raw == "*" {
+            EventTypes::All
+        } else {
+            let list: Vec<String> = raw
+                .split(',')
+                .map(|t| t.trim().to_string())
+                .filter(|t| !t.is_empty())
+                .collect();
+            if list.is_empty()
+                || list
+                    .iter()
+                    .any(|t| t == "*" || t.contains(char::is_whitespace))
+            {
+                return Err(ConfigError::new(
+                    &EVENT_TYPES,
+                    format!("{raw:?} is not accepted"),
+                ));
+            }
+            EventTypes::Only(list)
+        };
+        let org = text(&ORGANIZATION_ID);
+        Ok(Config {
+            scheme,
+            signature_header,
+            tolerance_seconds: number(&SIGNATURE_TOLERANCE_SECONDS, 1, 86_400)?,
+            event_types,
+            max_body_bytes: number(&MAX_BODY_BYTES, 1, 262_144)? as usize,
+            organization_id: (!org.is_empty()).then_some(org),
+            retention_days: number(&DEDUPE_RETENTION_DAYS, 1, 3650)?,
+            receive_lease: Duration::from_secs(number(&RECEIVE_LEASE_SECONDS, 1, 3600)?),
+            processing_lease: Duration::from_secs(number(&PROCESSING_LEASE_SECONDS, 1, 43_200)?),
+            response_deadline: Duration::from_millis(number(&RESPONSE_DEADLINE_MS, 100, 9500)?),
+            store_timeout: Duration::from_millis(number(&STORE_TIMEOUT_MS, 50, 9000)?),
+            store_max_attempts: number(&STORE_MAX_ATTEMPTS, 1, 10)? as u32,
+        })
+    }
+
+    /// Seconds an event id is remembered.
+    pub fn retention_seconds(&self) -> i64 {
+        (self.retention_days * 86_400) as i64
+    }
+}
+
+/// A required, non-empty variable.
+pub fn required(
+    lookup: impl Fn(&str) -> Option<String>,
+    env: &str,
+    accepts: &str,
+) -> Result<String, ConfigError> {
+    lookup(env)
+        .map(|v| v.trim().to_string())
+        .filter(|v| !v.is_empty())
+        .ok_or_else(|| ConfigError::required(env, accepts))
+}
+
+/// The webhook secrets from `ZOFHOOK_SECRET` and `ZOFHOOK_PREVIOUS_SECRET`; missing or empty
+/// current secret is an error (fail closed).
+pub fn secrets_from_lookup(
+    lookup: impl Fn(&str) -> Option<String>,
+) -> Result<Secrets, ConfigError> {
+    let current = required(
+        &lookup,
+        SECRET_ENV,
+        "the webhook secret from Zof's Admin Center",
+    )?;
+    let previous = lookup(PREVIOUS_SECRET_ENV);
+    Secrets::parse(&current, previous.as_deref())
+        .map_err(|e| secret_error(e, &current, previous.as_deref()))
+}
+
+fn secret_error(e: SecretError, current: &str, _previous: Option<&str>) -> ConfigError {
+    // Name which secret is wrong without ever echoing it.
+    let env = if crate::signature::Secret::parse(current).is_err() {
+        SECRET_ENV
+    } else {
+        PREVIOUS_SECRET_ENV
+    };
+    ConfigError {
+        env: env.to_string(),
+        param: env.to_string(),
+        problem: e.to_string(),
+        accepts: "a non-empty secret; whsec_ followed by standard base64, or any other text"
+            .to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn with(pairs: &[(&str, &str)]) -> Result<Config, ConfigError> {
+        let map: HashMap<String, String> = pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        Config::from_lookup(|k| map.get(k).cloned())
+    }
+
+    #[test]
+    fn defaults_parse() {
+        let c = with(&[]).unwrap();
+        assert_eq!(c.scheme, Scheme::HmacSha256);
+        assert_eq!(c.signature_header.as_str(), "zof-signature");
+        assert_eq!(c.tolerance_seconds, 300);
+        assert_eq!(
+            c.event_types,
+            EventTypes::Only(vec!["run.completed".into()])
+        );
+        assert_eq!(c.max_body_bytes, 262_144);
+        assert_eq!(c.organization_id, None);
+        assert_eq!(c.retention_seconds(), 30 * 86_400);
+        assert_eq!(c.response_deadline, Duration::from_secs(8));
+    }
+
+    #[test]
+    fn names_follow_the_design_rule() {
+        assert_eq!(ORGANIZATION_ID.env(), "ZOFHOOK_ORGANIZATION_ID");
+        assert_eq!(ORGANIZATION_ID.flag(), "organization-id");
+        assert_eq!(MAX_BODY_BYTES.env(), "ZOFHOOK_MAX_BODY_BYTES");
+    }
+
+    #[test]
+    fn values_are_read() {
+        let c = with(&[
+            ("ZOFHOOK_SIGNATURE_SCHEME", "standard-webhooks"),
+            ("ZOFHOOK_EVENT_TYPES", "run.completed, run.started"),
+            ("ZOFHOOK_ORGANIZATION_ID", "org_1"),
+            ("ZOFHOOK_MAX_BODY_BYTES", "1024"),
+        ])
+        .unwrap();
+        assert_eq!(c.scheme, Scheme::StandardWebhooks);
+        assert!(c.event_types.admits("run.started"));
+        assert!(!c.event_types.admits("run.created"));
+        assert_eq!(c.organization_id.as_deref(), Some("org_1"));
+        assert_eq!(c.max_body_bytes, 1024);
+        assert!(with(&[("ZOFHOOK_EVENT_TYPES", "*")])
+            .unwrap()
+            .event_types
+            .admits("x"));
+    }
+
+    #[test]
+    fn bad_values_name_the_setting() {
+        for (env, value) in [
+            ("ZOFHOOK_SIGNATURE_SCHEME", "md5"),
+            ("ZOFHOOK_SIGNATURE_HEADER", "bad header"),
+            ("ZOFHOOK_SIGNATURE_TOLERANCE_SECONDS", "-1"),
+            ("ZOFHOOK_MAX_BODY_BYTES", "0"),
+            ("ZOFHOOK_MAX_BODY_BYTES", "300000"),
+            ("ZOFHOOK_DEDUPE_RETENTION_DAYS", "thirty"),
+            ("ZOFHOOK_EVENT_TYPES", ",,"),
+            ("ZOFHOOK_RESPONSE_DEADLINE_MS", "10000"),
+        ] {
+            let err = with(&[(env, value)]).unwrap_err();
+            assert_eq!(err.env, env);
+            assert!(err.to_string().starts_with(env), "{err}");
+            assert!(err.to_string().contains("accepts"), "{err}");
+        }
+    }
+
+    #[test]
+    fn secrets_fail_closed_without_echoing() {
+        let none: HashMap<&str, &str> = HashMap::new();
+        let err = secrets_from_lookup(|k| none.get(k).map(|v| v.to_string())).unwrap_err();
+        assert_eq!(err.env, SECRET_ENV);
+        let bad = secrets_from_lookup(|k| match k {
+            SECRET_ENV => Some("good-one".into()),
+            PREVIOUS_SECRET_ENV => Some("whsec_%%%secretbits".into()),
+            _ => None,
+        })
+        .unwrap_err();
+        assert_eq!(bad.env, PREVIOUS_SECRET_ENV);
+        assert!(!bad.to_string().contains("secretbits"));
+        assert!(secrets_from_lookup(|k| (k == SECRET_ENV).then(|| "s".to_string())).is_ok());
+    }
+}

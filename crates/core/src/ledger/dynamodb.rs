@@ -1,0 +1,361 @@
+//! The ledger on DynamoDB: one item per event id (partition key `id`), every transition one
+//! conditional write. A refused `begin` or `claim` returns the stored item with
+//! `ReturnValuesOnConditionCheckFailure = ALL_OLD`, so a duplicate costs one round trip.
+
+use super::{Begin, Claim, Ledger, LedgerError, Record, Status};
+use async_trait::async_trait;
+use aws_sdk_dynamodb::error::{DisplayErrorContext, SdkError};
+use aws_sdk_dynamodb::operation::delete_item::DeleteItemError;
+use aws_sdk_dynamodb::operation::put_item::PutItemError;
+use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
+use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue, ReturnValuesOnConditionCheckFailure};
+use aws_sdk_dynamodb::Client;
+use serde_json::Value;
+use std::collections::HashMap;
+
+type Item = HashMap<String, AttributeValue>;
+
+#[derive(Debug, Clone)]
+pub struct DynamoLedger {
+    client: Client,
+    table: String,
+}
+
+impl DynamoLedger {
+    pub fn new(client: Client, table: impl Into<String>) -> DynamoLedger {
+        DynamoLedger {
+            client,
+            table: table.into(),
+        }
+    }
+
+    pub fn client(&self) -> &Client {
+        &self.client
+    }
+
+    pub fn table(&self) -> &str {
+        &self.table
+    }
+
+    /// A page of records in table order (for `zofhook events list`), and the key to go on from.
+    pub async fn scan(
+        &self,
+        start_after: Option<&str>,
+        limit: i32,
+    ) -> Result<(Vec<Record>, Option<String>), LedgerError> {
+        let mut request = self.client.scan().table_name(&self.table).limit(limit);
+        if let Some(id) = start_after {
+            request = request.exclusive_start_key("id", s(id));
+        }
+        let page = request.send().await.map_err(unavailable)?;
+        let records = page
+            .items()
+            .iter()
+            .map(from_item)
+            .collect::<Result<Vec<_>, _>>()?;
+        let next = page
+            .last_evaluated_key()
+            .and_then(|k| k.get("id"))
+            .and_then(|v| v.as_s().ok())
+            .cloned();
+        Ok((records, next))
+    }
+
+    fn update_held(
+        &self,
+        id: &str,
+        token: &str,
+    ) -> aws_sdk_dynamodb::operation::update_item::builders::UpdateItemFluentBuilder {
+        self.client
+            .update_item()
+            .table_name(&self.table)
+            .key("id", s(id))
+            .expression_attribute_names("#s", "status")
+            .expression_attribute_values(":t", s(token))
+    }
+}
+
+fn s(v: &str) -> AttributeValue {
+    AttributeValue::S(v.to_string())
+}
+
+fn n(v: i64) -> AttributeValue {
+    AttributeValue::N(v.to_string())
+}
+
+fn unavailable<E: std::error::Error + Send + Sync + 'static, R: std::fmt::Debug>(
+    e: SdkError<E, R>,
+) -> LedgerError {
+    LedgerError::Unavailable(DisplayErrorContext(&e).to_string())
+}
+
+pub fn to_item(r: &Record) -> Item {
+    let mut item = Item::new();
+    item.insert("id".into(), s(&r.id));
+    item.insert("status".into(), s(r.status.as_str()));
+    item.insert("type".into(), s(&r.kind));
+    item.insert("body_sha256".into(), s(&r.body_sha256));
+    item.insert("received_at".into(), s(&r.received_at));
+    item.insert("lease_until".into(), n(r.lease_until));
+    item.insert("attempts".into(), n(i64::from(r.attempts)));
+    item.insert("expires_at".into(), n(r.expires_at));
+    let optional = [
+        ("organization_id", r.organization_id.clone()),
+        ("run_id", r.run_id.clone()),
+        ("lease_token", r.lease_token.clone()),
+        ("outcome", r.outcome.as_ref().map(Value::to_string)),
+        ("error", r.error.clone()),
+        ("processed_at", r.processed_at.clone()),
+    ];
+    for (key, value) in optional {
+        if let Some(v) = value {
+            item.insert(key.into(), s(&v));
+        }
+    }
+    item
+}
+
+pub fn from_item(item: &Item) -> Result<Record, LedgerError> {
+    let text = |key: &str| item.get(key).and_then(|v| v.as_s().ok()).cloned();
+    let need =
+        |key: &str| text(key).ok_or_else(|| LedgerError::Corrupt(format!("item without {key}")));
+    let num = |key: &str| -> Result<i64, LedgerError> {
+        match item.get(key) {
+            None => Ok(0),
+            Some(v) => v
+                .as_n()
+                .ok()
+                .and_then(|n| n.parse::<i64>().ok())
+                .ok_or_else(|| LedgerError::Corrupt(format!("{key} is not a whole number"))),
+        }
+    };
+    let outcome = match text("outcome") {
+        None => None,
+        Some(o) => Some(
+            serde_json::from_str(&o)
+                .map_err(|e| LedgerError::Corrupt(format!("outcome is not JSON: {e}")))?,
+        ),
+    };
+    Ok(Record {
+        id: need("id")?,
+        status: need("status")?.parse()?,
+        kind: need("type")?,
+        body_sha256: need("body_sha256")?,
+        organization_id: text("organization_id"),
+        run_id: text("run_id"),
+        received_at: text("received_at").unwrap_or_default(),
+        lease_until: num("lease_until")?,
+        lease_token: text("lease_token"),
+        attempts: u32::try_from(num("attempts")?).unwrap_or(u32::MAX),
+        outcome,
+        error: text("error"),
+        processed_at: text("processed_at"),
+        expires_at: num("expires_at")?,
+    })
+}
+
+/// The item a refused conditional write returned, or an error if the write failed otherwise.
+fn refused_item(item: Option<&Item>) -> Result<Record, LedgerError> {
+    match item {
+        Some(item) => from_item(item),
+        None => Err(LedgerError::Corrupt(
+            "condition failed but no item was returned".into(),
+        )),
+    }
+}
+
+#[async_trait]
+impl Ledger for DynamoLedger {
+    async fn begin(&self, record: &Record, now_ms: i64) -> Result<Begin, LedgerError> {
+        // The same rule as `may_begin`.
+        let result = self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(to_item(record)))
+            .condition_expression(
+                "attribute_not_exists(id) OR expires_at < :now_s \
+                 OR (#s = :received AND lease_until < :now)",
+            )
+            .expression_attribute_names("#s", "status")
+            .expression_attribute_values(":now_s", n(now_ms / 1000))
+            .expression_attribute_values(":now", n(now_ms))
+            .expression_attribute_values(":received", s(Status::Received.as_str()))
+            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(Begin::Started),
+            Err(e) => match e.as_service_error() {
+                Some(PutItemError::ConditionalCheckFailedException(c)) => {
+                    Ok(Begin::Exists(refused_item(c.item())?))
+                }
+                _ => Err(unavailable(e)),
+            },
+        }
+    }
+
+    async fn mark_enqueued(&self, id: &str, token: &str) -> Result<bool, LedgerError> {
+        let result = self
+            .update_held(id, token)
+            .update_expression("SET #s = :enqueued")
+            .condition_expression("lease_token = :t AND #s = :received")
+            .expression_attribute_values(":enqueued", s(Status::Enqueued.as_str()))
+            .expression_attribute_values(":received", s(Status::Received.as_str()))
+            .send()
+            .await;
+        held(result)
+    }
+
+    async fn abandon(&self, id: &str, token: &str) -> Result<bool, LedgerError> {
+        let result = self
+            .client
+            .delete_item()
+            .table_name(&self.table)
+            .key("id", s(id))
+            .condition_expression("lease_token = :t")
+            .expression_attribute_values(":t", s(token))
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(true),
+            Err(e) => match e.as_service_error() {
+                Some(DeleteItemError::ConditionalCheckFailedException(_)) => Ok(false),
+                _ => Err(unavailable(e)),
+            },
+        }
+    }
+
+    async fn claim(&self, claim: &Record, now_ms: i64) -> Result<Claim, LedgerError> {
+        let token = claim.lease_token.as_deref().unwrap_or_default();
+        let mut set = vec![
+            "#s = :processing",
+            "lease_until = :lease",
+            "lease_token = :t",
+            "#type = if_not_exists(#type, :type)",
+            "body_sha256 = if_not_exists(body_sha256, :sha)",
+            "received_at = if_not_exists(received_at, :received_at)",
+            "attempts = if_not_exists(attempts, :zero)",
+            "expires_at = if_not_exists(expires_at, :expires)",
+        ];
+        let mut request = self
+            .update_held(&claim.id, token)
+            .expression_attribute_names("#type", "type")
+            .expression_attribute_values(":processing", s(Status::Processing.as_str()))
+            .expression_attribute_values(":received", s(Status::Received.as_str()))
+            .expression_attribute_values(":enqueued", s(Status::Enqueued.as_str()))
+            .expression_attribute_values(":failed", s(Status::Failed.as_str()))
+            .expression_attribute_values(":lease", n(claim.lease_until))
+            .expression_attribute_values(":now", n(now_ms))
+            .expression_attribute_values(":type", s(&claim.kind))
+            .expression_attribute_values(":sha", s(&claim.body_sha256))
+            .expression_attribute_values(":received_at", s(&claim.received_at))
+            .expression_attribute_values(":zero", n(0))
+            .expression_attribute_values(":expires", n(claim.expires_at));
+        if let Some(org) = &claim.organization_id {
+            set.push("organization_id = if_not_exists(organization_id, :org)");
+            request = request.expression_attribute_values(":org", s(org));
+        }
+        if let Some(run) = &claim.run_id {
+            set.push("run_id = if_not_exists(run_id, :run)");
+            request = request.expression_attribute_values(":run", s(run));
+        }
+        // The same rule as `may_claim`.
+        let result = request
+            .update_expression(format!("SET {}", set.join(", ")))
+            .condition_expression(
+                "attribute_not_exists(id) OR #s IN (:received, :enqueued, :failed) \
+                 OR (#s = :processing AND lease_until < :now)",
+            )
+            .return_values(ReturnValue::AllNew)
+            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
+            .send()
+            .await;
+        match result {
+            Ok(out) => Ok(Claim::Claimed(match out.attributes() {
+                Some(item) => from_item(item)?,
+                None => claim.clone(),
+            })),
+            Err(e) => match e.as_service_error() {
+                Some(UpdateItemError::ConditionalCheckFailedException(c)) => {
+                    let old = refused_item(c.item())?;
+                    Ok(if old.status == Status::Processed {
+                        Claim::Processed(old)
+                    } else {
+                        Claim::Busy(old)
+                    })
+                }
+                _ => Err(unavailable(e)),
+            },
+        }
+    }
+
+    async fn finish(
+        &self,
+        id: &str,
+        token: &str,
+        outcome: &Value,
+        processed_at: &str,
+    ) -> Result<bool, LedgerError> {
+        let result = self
+            .update_held(id, token)
+            .update_expression(
+                "SET #s = :processed, outcome = :outcome, processed_at = :at, lease_until = :zero \
+                 REMOVE #error",
+            )
+            .condition_expression("lease_token = :t AND #s = :processing")
+            .expression_attribute_names("#error", "error")
+            .expression_attribute_values(":processed", s(Status::Processed.as_str()))
+            .expression_attribute_values(":processing", s(Status::Processing.as_str()))
+            .expression_attribute_values(":outcome", s(&outcome.to_string()))
+            .expression_attribute_values(":at", s(processed_at))
+            .expression_attribute_values(":zero", n(0))
+            .send()
+            .await;
+        held(result)
+    }
+
+    async fn fail(&self, id: &str, token: &str, error: &str) -> Result<bool, LedgerError> {
+        let result = self
+            .update_held(id, token)
+            .update_expression(
+                "SET #s = :failed, #error = :error, lease_until = :zero, \
+                 attempts = if_not_exists(attempts, :zero) + :one",
+            )
+            .condition_expression("lease_token = :t AND #s = :processing")
+            .expression_attribute_names("#error", "error")
+            .expression_attribute_values(":failed", s(Status::Failed.as_str()))
+            .expression_attribute_values(":processing", s(Status::Processing.as_str()))
+            .expression_attribute_values(":error", s(error))
+            .expression_attribute_values(":zero", n(0))
+            .expression_attribute_values(":one", n(1))
+            .send()
+            .await;
+        held(result)
+    }
+
+    async fn get(&self, id: &str) -> Result<Option<Record>, LedgerError> {
+        let out = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .key("id", s(id))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(unavailable)?;
+        out.item().map(from_item).transpose()
+    }
+}
+
+fn held<O, R: std::fmt::Debug>(
+    result: Result<O, SdkError<UpdateItemError, R>>,
+) -> Result<bool, LedgerError> {
+    match result {
+        Ok(_) => Ok(true),
+        Err(e) => match e.as_service_error() {
+            Some(UpdateItemError::ConditionalCheckFailedException(_)) => Ok(false),
+            _ => Err(unavailable(e)),
+        },
+    }
+}

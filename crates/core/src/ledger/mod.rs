@@ -1,0 +1,238 @@
+//! The idempotency ledger (DESIGN.md section 4): one record per event id, its statuses, and the
+//! conditional transitions every implementation must make atomically.
+//!
+//! The rules live here once, as predicates on the stored record ([`may_begin`], [`may_claim`]);
+//! the in-memory and SQLite ledgers apply them inside a lock or transaction, and the DynamoDB
+//! ledger states the same rules as condition expressions.
+
+pub mod dynamodb;
+pub mod memory;
+
+use async_trait::async_trait;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use std::fmt;
+use std::str::FromStr;
+
+/// Where an event is in its life.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Status {
+    Received,
+    Enqueued,
+    Processing,
+    Processed,
+    Failed,
+}
+
+impl Status {
+    pub const ALL: [Status; 5] = [
+        Status::Received,
+        Status::Enqueued,
+        Status::Processing,
+        Status::Processed,
+        Status::Failed,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Status::Received => "received",
+            Status::Enqueued => "enqueued",
+            Status::Processing => "processing",
+            Status::Processed => "processed",
+            Status::Failed => "failed",
+        }
+    }
+}
+
+impl fmt::Display for Status {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for Status {
+    type Err = LedgerError;
+    fn from_str(s: &str) -> Result<Status, LedgerError> {
+        Status::ALL
+            .into_iter()
+            .find(|st| st.as_str() == s)
+            .ok_or_else(|| LedgerError::Corrupt(format!("unknown status {s:?}")))
+    }
+}
+
+/// One event id's record.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Record {
+    pub id: String,
+    pub status: Status,
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub body_sha256: String,
+    pub organization_id: Option<String>,
+    pub run_id: Option<String>,
+    /// RFC 3339, UTC.
+    pub received_at: String,
+    /// Epoch milliseconds until which the current holder owns the record.
+    pub lease_until: i64,
+    pub lease_token: Option<String>,
+    /// Failed processing attempts.
+    pub attempts: u32,
+    pub outcome: Option<Value>,
+    pub error: Option<String>,
+    /// RFC 3339, UTC.
+    pub processed_at: Option<String>,
+    /// Epoch seconds after which the id is forgotten (TTL).
+    pub expires_at: i64,
+}
+
+impl Record {
+    /// Whether the record has outlived its retention (TTL deletion is lazy, so check it here).
+    pub fn expired(&self, now_ms: i64) -> bool {
+        self.expires_at < now_ms / 1000
+    }
+
+    pub fn lease_live(&self, now_ms: i64) -> bool {
+        self.lease_until >= now_ms
+    }
+}
+
+/// Whether a delivery may (re)create the record: none, expired, or a `received` whose lease ran out.
+pub fn may_begin(existing: Option<&Record>, now_ms: i64) -> bool {
+    match existing {
+        None => true,
+        Some(r) => r.expired(now_ms) || (r.status == Status::Received && !r.lease_live(now_ms)),
+    }
+}
+
+/// Whether the worker may claim: from `received`, `enqueued` or `failed`, an expired
+/// `processing` lease, or no record at all (its message outlived a rollback or the TTL).
+pub fn may_claim(existing: Option<&Record>, now_ms: i64) -> bool {
+    match existing {
+        None => true,
+        Some(r) => match r.status {
+            Status::Received | Status::Enqueued | Status::Failed => true,
+            Status::Processing => !r.lease_live(now_ms),
+            Status::Processed => false,
+        },
+    }
+}
+
+/// What a delivery found when it tried to record its event.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Begin {
+    /// The record is ours, holding the new lease.
+    Started,
+    /// Another delivery of this id got there first; its record as stored.
+    Exists(Record),
+}
+
+/// What the worker found when it tried to claim an event.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Claim {
+    /// Ours until the lease ends; the record after the claim.
+    Claimed(Record),
+    /// Already processed: acknowledge the message and skip it.
+    Processed(Record),
+    /// Another worker holds a live lease: retry later.
+    Busy(Record),
+}
+
+#[derive(Debug, thiserror::Error, Clone, PartialEq, Eq)]
+pub enum LedgerError {
+    #[error("the ledger is unavailable: {0}")]
+    Unavailable(String),
+    #[error("the ledger holds a record it cannot read: {0}")]
+    Corrupt(String),
+}
+
+/// The conditional transitions of DESIGN.md section 4. Every method is one atomic step.
+/// Methods that return `bool` answer `false` when the record is no longer held by `token`.
+#[async_trait]
+pub trait Ledger: Send + Sync {
+    /// Creates `record` (status `received`, with its lease) if [`may_begin`] allows.
+    async fn begin(&self, record: &Record, now_ms: i64) -> Result<Begin, LedgerError>;
+    /// `received` → `enqueued`, if still held by `token`.
+    async fn mark_enqueued(&self, id: &str, token: &str) -> Result<bool, LedgerError>;
+    /// Deletes the record if still held by `token` (the queue send failed).
+    async fn abandon(&self, id: &str, token: &str) -> Result<bool, LedgerError>;
+    /// Sets `processing` with `claim`'s lease and token if [`may_claim`] allows, creating the
+    /// record from `claim` if there is none.
+    async fn claim(&self, claim: &Record, now_ms: i64) -> Result<Claim, LedgerError>;
+    /// `processing` → `processed` with the outcome, if still held by `token`.
+    async fn finish(
+        &self,
+        id: &str,
+        token: &str,
+        outcome: &Value,
+        processed_at: &str,
+    ) -> Result<bool, LedgerError>;
+    /// `processing` → `failed` with the error and one more attempt, if still held by `token`.
+    async fn fail(&self, id: &str, token: &str, error: &str) -> Result<bool, LedgerError>;
+    async fn get(&self, id: &str) -> Result<Option<Record>, LedgerError>;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    pub fn record(status: Status, lease_until: i64) -> Record {
+        Record {
+            id: "evt_1".into(),
+            status,
+            kind: "run.completed".into(),
+            body_sha256: "00".into(),
+            organization_id: None,
+            run_id: None,
+            received_at: "2026-01-01T00:00:00Z".into(),
+            lease_until,
+            lease_token: Some("t".into()),
+            attempts: 0,
+            outcome: None,
+            error: None,
+            processed_at: None,
+            expires_at: 10_000,
+        }
+    }
+
+    #[test]
+    fn begin_rules() {
+        let now = 5_000_000;
+        assert!(may_begin(None, now));
+        assert!(!may_begin(Some(&record(Status::Received, now + 1)), now));
+        assert!(may_begin(Some(&record(Status::Received, now - 1)), now));
+        for s in [
+            Status::Enqueued,
+            Status::Processing,
+            Status::Processed,
+            Status::Failed,
+        ] {
+            assert!(!may_begin(Some(&record(s, 0)), now), "{s}");
+        }
+        // Expired retention: any status may be replaced.
+        assert!(may_begin(Some(&record(Status::Processed, 0)), 10_001_000));
+    }
+
+    #[test]
+    fn claim_rules() {
+        let now = 5_000;
+        assert!(may_claim(None, now));
+        for s in [Status::Received, Status::Enqueued, Status::Failed] {
+            assert!(may_claim(Some(&record(s, now + 100)), now), "{s}");
+        }
+        assert!(!may_claim(Some(&record(Status::Processing, now + 1)), now));
+        assert!(may_claim(Some(&record(Status::Processing, now - 1)), now));
+        assert!(!may_claim(Some(&record(Status::Processed, 0)), now));
+    }
+
+    #[test]
+    fn statuses_are_lowercase_everywhere() {
+        for s in Status::ALL {
+            assert_eq!(
+                serde_json::to_value(s).unwrap(),
+                Value::String(s.to_string())
+            );
+            assert_eq!(s.as_str().parse::<Status>().unwrap(), s);
+        }
+    }
+}

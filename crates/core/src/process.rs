@@ -1,0 +1,165 @@
+//! The process pipeline (DESIGN.md section 4, worker side): a queued event in, claim →
+//! downstream → record, and whether the message should be acknowledged or retried.
+
+use crate::downstream::Downstream;
+use crate::event::{self, Envelope};
+use crate::ledger::{Claim, Ledger, LedgerError, Record, Status};
+use crate::{rfc3339, Clock};
+use std::future::Future;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// What to do with the message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Handled {
+    /// Processed now: acknowledge.
+    Processed,
+    /// Already processed (a duplicate message): acknowledge.
+    AlreadyProcessed,
+    /// Not done: report a batch-item failure so the queue retries (then dead-letters) it.
+    Retry(String),
+}
+
+impl Handled {
+    pub fn acknowledged(&self) -> bool {
+        !matches!(self, Handled::Retry(_))
+    }
+
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Handled::Processed => "processed",
+            Handled::AlreadyProcessed => "already_processed",
+            Handled::Retry(_) => "retry",
+        }
+    }
+}
+
+/// The process pipeline, built once per process.
+pub struct Processor {
+    ledger: Arc<dyn Ledger>,
+    downstream: Arc<dyn Downstream>,
+    /// How long a claim holds the event: the queue's visibility timeout.
+    lease: Duration,
+    retention_seconds: i64,
+    store_timeout: Duration,
+    clock: Clock,
+}
+
+impl Processor {
+    pub fn new(
+        config: &crate::config::Config,
+        ledger: Arc<dyn Ledger>,
+        downstream: Arc<dyn Downstream>,
+        clock: Clock,
+    ) -> Processor {
+        Processor {
+            ledger,
+            downstream,
+            lease: config.processing_lease,
+            retention_seconds: config.retention_seconds(),
+            store_timeout: config.store_timeout,
+            clock,
+        }
+    }
+
+    /// Handles one queued message (the raw event body), and logs one line about it.
+    pub async fn process(&self, message: &[u8]) -> Handled {
+        let started = Instant::now();
+        let (id, handled) = match event::parse(message) {
+            Ok(envelope) => {
+                let handled = self.claim_and_deliver(&envelope, message).await;
+                (envelope.id, handled)
+            }
+            Err(e) => (
+                String::new(),
+                Handled::Retry(format!("malformed message: {e}")),
+            ),
+        };
+        let reason = match &handled {
+            Handled::Retry(why) => why.as_str(),
+            _ => "",
+        };
+        tracing::info!(
+            event_id = %id,
+            result = handled.as_str(),
+            reason,
+            duration_ms = started.elapsed().as_secs_f64() * 1000.0,
+            "message"
+        );
+        handled
+    }
+
+    async fn claim_and_deliver(&self, envelope: &Envelope, message: &[u8]) -> Handled {
+        let now_ms = (self.clock)();
+        let token = uuid::Uuid::new_v4().to_string();
+        let lease_ms = i64::try_from(self.lease.as_millis()).unwrap_or(i64::MAX);
+        let claim = Record {
+            id: envelope.id.clone(),
+            status: Status::Processing,
+            kind: envelope.kind.clone(),
+            body_sha256: event::body_sha256(message),
+            organization_id: envelope.organization_id.clone(),
+            run_id: envelope.run_id.clone(),
+            received_at: rfc3339(now_ms),
+            lease_until: now_ms.saturating_add(lease_ms),
+            lease_token: Some(token.clone()),
+            attempts: 0,
+            outcome: None,
+            error: None,
+            processed_at: None,
+            expires_at: now_ms / 1000 + self.retention_seconds,
+        };
+        let record = match self.bounded(self.ledger.claim(&claim, now_ms)).await {
+            Ok(Claim::Claimed(record)) => record,
+            Ok(Claim::Processed(_)) => return Handled::AlreadyProcessed,
+            Ok(Claim::Busy(_)) => return Handled::Retry("another worker holds the event".into()),
+            Err(e) => return Handled::Retry(e.to_string()),
+        };
+        // Never work past our own lease: after it, another worker may take the event over.
+        let delivered =
+            tokio::time::timeout(self.lease, self.downstream.deliver(envelope, &record))
+                .await
+                .unwrap_or_else(|_| {
+                    Err(crate::downstream::DownstreamError(
+                        "downstream work outlived the processing lease".into(),
+                    ))
+                });
+        match delivered {
+            Ok(outcome) => {
+                let at = rfc3339((self.clock)());
+                match self
+                    .bounded(self.ledger.finish(&envelope.id, &token, &outcome, &at))
+                    .await
+                {
+                    Ok(true) => Handled::Processed,
+                    Ok(false) => {
+                        tracing::warn!(event_id = %envelope.id, "lease lost before the outcome was recorded");
+                        Handled::Processed
+                    }
+                    Err(e) => Handled::Retry(format!("outcome not recorded: {e}")),
+                }
+            }
+            Err(e) => {
+                if let Err(le) = self
+                    .bounded(self.ledger.fail(&envelope.id, &token, &e.0))
+                    .await
+                {
+                    tracing::warn!(event_id = %envelope.id, error = %le, "could not record the failure");
+                }
+                Handled::Retry(e.0)
+            }
+        }
+    }
+
+    async fn bounded<T>(
+        &self,
+        call: impl Future<Output = Result<T, LedgerError>>,
+    ) -> Result<T, LedgerError> {
+        tokio::time::timeout(self.store_timeout, call)
+            .await
+            .unwrap_or_else(|_| Err(LedgerError::Unavailable("ledger call timed out".into())))
+    }
+}
+
+#[cfg(test)]
+mod tests;

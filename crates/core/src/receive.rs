@@ -1,0 +1,407 @@
+//! The receive pipeline (DESIGN.md section 3): an HTTP delivery in, a status and JSON body out.
+//! No AWS or HTTP-server types: the Lambda and `zofhook serve` adapt their requests to
+//! [`Delivery`] and write the [`Reply`] back.
+//!
+//! Order of checks: method, size, content type, signature (before the body is parsed), envelope,
+//! organization, event type, then the ledger and the queue.
+
+use crate::config::Config;
+use crate::event::{self, Envelope};
+use crate::ledger::{Begin, Ledger, LedgerError, Record, Status};
+use crate::queue::{Queue, QueueError};
+use crate::secrets::SecretSource;
+use crate::signature::{Rejection, Verifier};
+use crate::{rfc3339, Clock};
+use base64::engine::general_purpose::STANDARD as B64;
+use base64::Engine;
+use http::{header, HeaderMap, Method};
+use serde_json::{json, Value};
+use std::borrow::Cow;
+use std::future::Future;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// Seconds Zof is asked to wait before retrying a 503 for an unavailable store.
+pub const UNAVAILABLE_RETRY_AFTER: u64 = 5;
+
+/// A request body as the front door delivered it.
+#[derive(Debug, Clone, Copy)]
+pub enum Body<'a> {
+    Raw(&'a [u8]),
+    /// API Gateway and function URLs may base64-encode the body (`isBase64Encoded`).
+    Base64(&'a str),
+}
+
+/// One HTTP delivery.
+#[derive(Debug, Clone, Copy)]
+pub struct Delivery<'a> {
+    pub method: &'a Method,
+    pub headers: &'a HeaderMap,
+    pub body: Body<'a>,
+}
+
+/// What became of a delivery; one per row of the status table.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verdict {
+    Accepted,
+    Duplicate,
+    Ignored,
+    MethodNotAllowed,
+    PayloadTooLarge,
+    UnsupportedMediaType,
+    InvalidSignature,
+    InvalidEvent,
+    WrongOrganization,
+    Conflict,
+    InProgress,
+    Unavailable,
+}
+
+impl Verdict {
+    pub fn status(self) -> u16 {
+        match self {
+            Verdict::Accepted | Verdict::Duplicate | Verdict::Ignored => 200,
+            Verdict::InvalidEvent => 400,
+            Verdict::InvalidSignature => 401,
+            Verdict::WrongOrganization => 403,
+            Verdict::MethodNotAllowed => 405,
+            Verdict::Conflict => 409,
+            Verdict::PayloadTooLarge => 413,
+            Verdict::UnsupportedMediaType => 415,
+            Verdict::InProgress | Verdict::Unavailable => 503,
+        }
+    }
+
+    /// The word in the JSON body (`status` for 200s, `error` otherwise).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Verdict::Accepted => "accepted",
+            Verdict::Duplicate => "duplicate",
+            Verdict::Ignored => "ignored",
+            Verdict::MethodNotAllowed => "method_not_allowed",
+            Verdict::PayloadTooLarge => "payload_too_large",
+            Verdict::UnsupportedMediaType => "unsupported_media_type",
+            Verdict::InvalidSignature => "invalid_signature",
+            Verdict::InvalidEvent => "invalid_event",
+            Verdict::WrongOrganization => "wrong_organization",
+            Verdict::Conflict => "conflict",
+            Verdict::InProgress => "in_progress",
+            Verdict::Unavailable => "unavailable",
+        }
+    }
+}
+
+/// The answer to a delivery.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Reply {
+    pub verdict: Verdict,
+    /// The event id, once known.
+    pub id: Option<String>,
+    pub retry_after: Option<u64>,
+    pub body: Value,
+}
+
+impl Reply {
+    fn new(verdict: Verdict) -> Reply {
+        Reply {
+            verdict,
+            id: None,
+            retry_after: None,
+            body: json!({ "error": verdict.as_str() }),
+        }
+    }
+
+    fn with_id(verdict: Verdict, id: &str) -> Reply {
+        let key = if verdict.status() == 200 {
+            "status"
+        } else {
+            "error"
+        };
+        Reply {
+            verdict,
+            id: Some(id.to_string()),
+            retry_after: None,
+            body: json!({ key: verdict.as_str(), "id": id }),
+        }
+    }
+
+    fn invalid_event(detail: String, id: Option<String>) -> Reply {
+        Reply {
+            verdict: Verdict::InvalidEvent,
+            id,
+            retry_after: None,
+            body: json!({ "error": "invalid_event", "detail": detail }),
+        }
+    }
+
+    fn unavailable(why: &str, id: Option<&str>) -> Reply {
+        tracing::warn!(
+            event_id = id.unwrap_or(""),
+            reason = why,
+            "store unavailable"
+        );
+        Reply {
+            verdict: Verdict::Unavailable,
+            id: id.map(str::to_string),
+            retry_after: Some(UNAVAILABLE_RETRY_AFTER),
+            body: json!({ "error": "unavailable" }),
+        }
+    }
+
+    pub fn status(&self) -> u16 {
+        self.verdict.status()
+    }
+
+    /// The JSON body as bytes.
+    pub fn body_bytes(&self) -> Vec<u8> {
+        self.body.to_string().into_bytes()
+    }
+
+    /// Response headers: `Content-Type`, and `Retry-After` on a 503.
+    pub fn headers(&self) -> Vec<(&'static str, String)> {
+        let mut headers = vec![("content-type", "application/json".to_string())];
+        if let Some(seconds) = self.retry_after {
+            headers.push(("retry-after", seconds.to_string()));
+        }
+        if self.verdict == Verdict::MethodNotAllowed {
+            headers.push(("allow", "POST".to_string()));
+        }
+        headers
+    }
+}
+
+/// The receive pipeline, built once per process.
+pub struct Receiver {
+    config: Arc<Config>,
+    verifier: Verifier,
+    secrets: Arc<dyn SecretSource>,
+    ledger: Arc<dyn Ledger>,
+    queue: Arc<dyn Queue>,
+    clock: Clock,
+}
+
+impl Receiver {
+    pub fn new(
+        config: Arc<Config>,
+        secrets: Arc<dyn SecretSource>,
+        ledger: Arc<dyn Ledger>,
+        queue: Arc<dyn Queue>,
+        clock: Clock,
+    ) -> Receiver {
+        let verifier = Verifier::new(
+            config.scheme,
+            config.signature_header.clone(),
+            config.tolerance_seconds,
+        );
+        Receiver {
+            config,
+            verifier,
+            secrets,
+            ledger,
+            queue,
+            clock,
+        }
+    }
+
+    /// Answers one delivery within the response deadline, and logs one line about it.
+    pub async fn receive(&self, delivery: Delivery<'_>) -> Reply {
+        let started = Instant::now();
+        let reply = tokio::time::timeout(self.config.response_deadline, self.pipeline(delivery))
+            .await
+            .unwrap_or_else(|_| Reply::unavailable("response deadline reached", None));
+        tracing::info!(
+            event_id = reply.id.as_deref().unwrap_or(""),
+            verdict = reply.verdict.as_str(),
+            status = reply.status(),
+            duration_ms = started.elapsed().as_secs_f64() * 1000.0,
+            "delivery"
+        );
+        reply
+    }
+
+    async fn pipeline(&self, delivery: Delivery<'_>) -> Reply {
+        if delivery.method != Method::POST {
+            return Reply::new(Verdict::MethodNotAllowed);
+        }
+        let body = match self.read_body(delivery.body) {
+            Ok(body) => body,
+            Err(reply) => return *reply,
+        };
+        if !json_or_absent(delivery.headers) {
+            return Reply::new(Verdict::UnsupportedMediaType);
+        }
+        let now_ms = (self.clock)();
+        if let Err(why) = self.verify(delivery.headers, &body, now_ms).await {
+            tracing::info!(reason = %why, "signature rejected");
+            return Reply::new(Verdict::InvalidSignature);
+        }
+        let envelope = match event::parse(&body) {
+            Ok(e) => e,
+            Err(e) => return Reply::invalid_event(e.to_string(), None),
+        };
+        if let Some(org) = &self.config.organization_id {
+            if envelope.organization_id.as_deref() != Some(org.as_str()) {
+                let mut reply = Reply::new(Verdict::WrongOrganization);
+                reply.id = Some(envelope.id);
+                return reply;
+            }
+        }
+        if !self.config.event_types.admits(&envelope.kind) {
+            return Reply::with_id(Verdict::Ignored, &envelope.id);
+        }
+        self.record_and_enqueue(&envelope, &body, now_ms).await
+    }
+
+    fn read_body<'b>(&self, body: Body<'b>) -> Result<Cow<'b, [u8]>, Box<Reply>> {
+        let max = self.config.max_body_bytes;
+        match body {
+            Body::Raw(bytes) if bytes.len() > max => {
+                Err(Box::new(Reply::new(Verdict::PayloadTooLarge)))
+            }
+            Body::Raw(bytes) => Ok(Cow::Borrowed(bytes)),
+            Body::Base64(text) => {
+                // Bound the work before decoding: 4 characters carry 3 bytes.
+                if text.len() / 4 * 3 > max + 3 {
+                    return Err(Box::new(Reply::new(Verdict::PayloadTooLarge)));
+                }
+                let bytes = B64.decode(text.trim()).map_err(|_| {
+                    Box::new(Reply::invalid_event(
+                        "body is not valid base64".into(),
+                        None,
+                    ))
+                })?;
+                if bytes.len() > max {
+                    return Err(Box::new(Reply::new(Verdict::PayloadTooLarge)));
+                }
+                Ok(Cow::Owned(bytes))
+            }
+        }
+    }
+
+    async fn verify(&self, headers: &HeaderMap, body: &[u8], now_ms: i64) -> Result<(), Rejection> {
+        let now = now_ms.div_euclid(1000);
+        let first = self
+            .verifier
+            .verify(&self.secrets.current(), headers, body, now);
+        match first {
+            // Only a well-formed signature that matches no secret suggests a rotation.
+            Err(Rejection::NoMatch) => match self.secrets.refresh().await {
+                Some(fresh) => self.verifier.verify(&fresh, headers, body, now),
+                None => first,
+            },
+            other => other,
+        }
+    }
+
+    async fn record_and_enqueue(&self, envelope: &Envelope, body: &[u8], now_ms: i64) -> Reply {
+        let id = envelope.id.as_str();
+        let token = uuid::Uuid::new_v4().to_string();
+        let record = Record {
+            id: id.to_string(),
+            status: Status::Received,
+            kind: envelope.kind.clone(),
+            body_sha256: event::body_sha256(body),
+            organization_id: envelope.organization_id.clone(),
+            run_id: envelope.run_id.clone(),
+            received_at: rfc3339(now_ms),
+            lease_until: now_ms.saturating_add(millis(self.config.receive_lease)),
+            lease_token: Some(token.clone()),
+            attempts: 0,
+            outcome: None,
+            error: None,
+            processed_at: None,
+            expires_at: now_ms / 1000 + self.config.retention_seconds(),
+        };
+        let begun = self.bounded(self.ledger.begin(&record, now_ms)).await;
+        match begun {
+            Err(e) => Reply::unavailable(&e.to_string(), Some(id)),
+            Ok(Begin::Exists(old)) => self.existing(&record, &old, now_ms),
+            Ok(Begin::Started) => {
+                let sent = self.bounded_queue(self.queue.send(id, body)).await;
+                if let Err(e) = sent {
+                    return self.roll_back(id, &token, &e.to_string()).await;
+                }
+                match self.bounded(self.ledger.mark_enqueued(id, &token)).await {
+                    Ok(true) => {}
+                    // The worker claimed it first: it is in good hands.
+                    Ok(false) => tracing::debug!(event_id = id, "claimed before marked enqueued"),
+                    // The message is queued; the worker claims from `received` as well.
+                    Err(e) => tracing::warn!(event_id = id, error = %e, "could not mark enqueued"),
+                }
+                Reply::with_id(Verdict::Accepted, id)
+            }
+        }
+    }
+
+    fn existing(&self, new: &Record, old: &Record, now_ms: i64) -> Reply {
+        let id = new.id.as_str();
+        if old.body_sha256 != new.body_sha256 {
+            return Reply::with_id(Verdict::Conflict, id);
+        }
+        if old.status == Status::Received && old.lease_live(now_ms) {
+            let mut reply = Reply::new(Verdict::InProgress);
+            reply.id = Some(id.to_string());
+            let wait_ms = old.lease_until.saturating_sub(now_ms);
+            reply.retry_after = Some((wait_ms as u64).div_ceil(1000).max(1));
+            return reply;
+        }
+        Reply::with_id(Verdict::Duplicate, id)
+    }
+
+    /// The send failed: delete our record so Zof's retry starts clean.
+    async fn roll_back(&self, id: &str, token: &str, why: &str) -> Reply {
+        match self.bounded(self.ledger.abandon(id, token)).await {
+            Ok(true) => Reply::unavailable(why, Some(id)),
+            // Our lease is gone: a worker claimed the event, so the send did reach the queue.
+            Ok(false) => Reply::with_id(Verdict::Accepted, id),
+            // Left `received`: its lease expires and the next delivery takes it over.
+            Err(e) => Reply::unavailable(&format!("{why}; rollback failed: {e}"), Some(id)),
+        }
+    }
+
+    async fn bounded<T>(
+        &self,
+        call: impl Future<Output = Result<T, LedgerError>>,
+    ) -> Result<T, LedgerError> {
+        tokio::time::timeout(self.config.store_timeout, call)
+            .await
+            .unwrap_or_else(|_| Err(LedgerError::Unavailable("ledger call timed out".into())))
+    }
+
+    async fn bounded_queue(
+        &self,
+        call: impl Future<Output = Result<(), QueueError>>,
+    ) -> Result<(), QueueError> {
+        tokio::time::timeout(self.config.store_timeout, call)
+            .await
+            .unwrap_or_else(|_| Err(QueueError::Unavailable("queue send timed out".into())))
+    }
+}
+
+fn millis(d: Duration) -> i64 {
+    i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
+}
+
+/// `Content-Type` absent, `application/json`, or `application/<anything>+json`.
+fn json_or_absent(headers: &HeaderMap) -> bool {
+    let mut values = headers.get_all(header::CONTENT_TYPE).iter();
+    let Some(value) = values.next() else {
+        return true;
+    };
+    if values.next().is_some() {
+        return false;
+    }
+    let Ok(text) = value.to_str() else {
+        return false;
+    };
+    let media = text
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_ascii_lowercase();
+    media == "application/json" || (media.starts_with("application/") && media.ends_with("+json"))
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,40 @@
+//! Webhook secrets from AWS Secrets Manager: one secret whose string is
+//! `{"current": …, "previous": …}` (the stack builds it from `NoEcho` parameters).
+
+use super::{parse_stored, FetchSecrets, SecretFetchError};
+use crate::signature::Secrets;
+use async_trait::async_trait;
+use aws_sdk_secretsmanager::error::DisplayErrorContext;
+use aws_sdk_secretsmanager::Client;
+
+#[derive(Debug, Clone)]
+pub struct SecretsManagerSecrets {
+    client: Client,
+    secret_id: String,
+}
+
+impl SecretsManagerSecrets {
+    pub fn new(client: Client, secret_id: impl Into<String>) -> SecretsManagerSecrets {
+        SecretsManagerSecrets {
+            client,
+            secret_id: secret_id.into(),
+        }
+    }
+}
+
+#[async_trait]
+impl FetchSecrets for SecretsManagerSecrets {
+    async fn fetch(&self) -> Result<Secrets, SecretFetchError> {
+        let out = self
+            .client
+            .get_secret_value()
+            .secret_id(&self.secret_id)
+            .send()
+            .await
+            .map_err(|e| SecretFetchError::Unavailable(DisplayErrorContext(&e).to_string()))?;
+        let text = out
+            .secret_string()
+            .ok_or_else(|| SecretFetchError::Invalid("the secret has no string value".into()))?;
+        parse_stored(text)
+    }
+}
