@@ -1,10 +1,12 @@
 //! zof-webhooks core: everything that is not an entrypoint. The Lambdas and `zofhook` build a
 //! [`receive::Receiver`] and a [`process::Processor`] from these parts and adapt their requests.
 
+pub mod aws;
 pub mod config;
 pub mod downstream;
 pub mod event;
 pub mod ledger;
+pub mod logging;
 pub mod process;
 pub mod queue;
 pub mod receive;

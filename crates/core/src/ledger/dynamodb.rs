@@ -188,7 +188,7 @@ impl Ledger for DynamoLedger {
             Ok(_) => Ok(Begin::Started),
             Err(e) => match e.as_service_error() {
                 Some(PutItemError::ConditionalCheckFailedException(c)) => {
-                    Ok(Begin::Exists(refused_item(c.item())?))
+                    Ok(Begin::Exists(Box::new(refused_item(c.item())?)))
                 }
                 _ => Err(unavailable(e)),
             },

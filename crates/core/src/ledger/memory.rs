@@ -70,9 +70,10 @@ impl Ledger for MemoryLedger {
             records.insert(record.id.clone(), record.clone());
             Ok(Begin::Started)
         } else {
-            Ok(Begin::Exists(existing.cloned().ok_or_else(|| {
-                LedgerError::Corrupt("record vanished under the lock".into())
-            })?))
+            let old = existing
+                .cloned()
+                .ok_or_else(|| LedgerError::Corrupt("record vanished under the lock".into()))?;
+            Ok(Begin::Exists(Box::new(old)))
         }
     }
 

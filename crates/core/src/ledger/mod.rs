@@ -124,7 +124,7 @@ pub enum Begin {
     /// The record is ours, holding the new lease.
     Started,
     /// Another delivery of this id got there first; its record as stored.
-    Exists(Record),
+    Exists(Box<Record>),
 }
 
 /// What the worker found when it tried to claim an event.

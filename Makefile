@@ -1,0 +1,29 @@
+# The few verbs people type. `make test` needs only the Rust toolchain, Python 3 and the
+# package registries: it makes .venv with the AWS API emulator itself.
+CARGO ?= cargo
+
+.PHONY: test serve build lint fmt emulator clean
+
+## Run the whole test suite: lint, then every test against the AWS API emulator.
+test: lint
+	$(CARGO) build --workspace --bins
+	infra/with-emulator.sh $(CARGO) test --workspace
+
+## Format and lint checks (CI runs these first).
+lint:
+	$(CARGO) fmt --all -- --check
+	$(CARGO) clippy --workspace --all-targets -- -D warnings
+
+build:
+	$(CARGO) build --workspace --release
+
+fmt:
+	$(CARGO) fmt --all
+
+## A shell with the emulator running, for poking at it by hand.
+emulator:
+	infra/with-emulator.sh $${SHELL:-bash}
+
+clean:
+	$(CARGO) clean
+	rm -rf .venv
