@@ -1,1 +1,169 @@
+//! Support for the end-to-end tests: clients for the AWS API emulator (moto server on 127.0.0.1,
+//! started by `make test`), fresh tables and queues per test, signed events, the built binaries,
+//! and a Lambda Runtime API that drives the real `receiver` and `worker` binaries.
 
+pub mod lambda;
+pub mod template;
+
+use aws_config::{BehaviorVersion, Region, SdkConfig};
+use aws_sdk_dynamodb::types::{
+    AttributeDefinition, BillingMode, KeySchemaElement, KeyType, ScalarAttributeType,
+};
+use serde_json::json;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use zofhook_core::signature::{Scheme, Secret, Verifier};
+
+pub const ENDPOINT_ENV: &str = "ZOFHOOK_TEST_AWS_ENDPOINT";
+pub const REGION: &str = "us-east-1";
+
+/// The emulator's URL. These tests need it: run them with `make test`.
+pub fn endpoint() -> String {
+    std::env::var(ENDPOINT_ENV).unwrap_or_else(|_| {
+        panic!("{ENDPOINT_ENV} is not set: run `make test`, or `infra/with-emulator.sh cargo test`")
+    })
+}
+
+/// The standard AWS environment for a child process talking to the emulator.
+pub fn aws_env() -> Vec<(&'static str, String)> {
+    vec![
+        ("AWS_ENDPOINT_URL", endpoint()),
+        ("AWS_REGION", REGION.to_string()),
+        ("AWS_ACCESS_KEY_ID", "testing".to_string()),
+        ("AWS_SECRET_ACCESS_KEY", "testing".to_string()),
+        ("AWS_EC2_METADATA_DISABLED", "true".to_string()),
+    ]
+}
+
+pub async fn sdk() -> SdkConfig {
+    aws_config::defaults(BehaviorVersion::latest())
+        .endpoint_url(endpoint())
+        .region(Region::new(REGION))
+        .credentials_provider(aws_sdk_dynamodb::config::Credentials::new(
+            "testing", "testing", None, None, "emulator",
+        ))
+        .load()
+        .await
+}
+
+/// A name no other test (or test run) uses.
+pub fn unique(prefix: &str) -> String {
+    static N: AtomicUsize = AtomicUsize::new(0);
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.subsec_nanos())
+        .unwrap_or(0);
+    format!(
+        "{prefix}-{}-{}-{nanos}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::SeqCst)
+    )
+}
+
+/// A ledger table as template.yaml defines it: partition key `id`, on demand.
+pub async fn create_table(sdk: &SdkConfig) -> (aws_sdk_dynamodb::Client, String) {
+    let client = aws_sdk_dynamodb::Client::new(sdk);
+    let name = unique("ledger");
+    client
+        .create_table()
+        .table_name(&name)
+        .billing_mode(BillingMode::PayPerRequest)
+        .attribute_definitions(
+            AttributeDefinition::builder()
+                .attribute_name("id")
+                .attribute_type(ScalarAttributeType::S)
+                .build()
+                .unwrap(),
+        )
+        .key_schema(
+            KeySchemaElement::builder()
+                .attribute_name("id")
+                .key_type(KeyType::Hash)
+                .build()
+                .unwrap(),
+        )
+        .send()
+        .await
+        .expect("create table in the emulator");
+    (client, name)
+}
+
+/// A queue; returns its URL.
+pub async fn create_queue(sdk: &SdkConfig) -> (aws_sdk_sqs::Client, String) {
+    let client = aws_sdk_sqs::Client::new(sdk);
+    let out = client
+        .create_queue()
+        .queue_name(unique("events"))
+        .send()
+        .await
+        .expect("create queue in the emulator");
+    (client, out.queue_url().unwrap().to_string())
+}
+
+/// Receives every message now visible on the queue (bodies and receipt handles), deleting none.
+pub async fn drain(client: &aws_sdk_sqs::Client, url: &str) -> Vec<aws_sdk_sqs::types::Message> {
+    let mut all = Vec::new();
+    loop {
+        let out = client
+            .receive_message()
+            .queue_url(url)
+            .max_number_of_messages(10)
+            .visibility_timeout(60)
+            .wait_time_seconds(0)
+            .send()
+            .await
+            .unwrap();
+        let messages = out.messages().to_vec();
+        if messages.is_empty() {
+            return all;
+        }
+        all.extend(messages);
+    }
+}
+
+/// A `run.completed` envelope as Zof documents it.
+pub fn event(id: &str, org: &str, run: &str) -> Vec<u8> {
+    json!({"id": id, "type": "run.completed", "created": "2026-05-20T12:00:00Z",
+           "data": {"object": {"id": "res_1", "organization_id": org, "run_id": run}}})
+    .to_string()
+    .into_bytes()
+}
+
+/// The default scheme's signature header for `body`.
+pub fn sign(secret: &str, body: &[u8]) -> (String, String) {
+    let v = Verifier::new(
+        Scheme::HmacSha256,
+        http::HeaderName::from_static("zof-signature"),
+        300,
+    );
+    let (name, value) = v
+        .sign(&Secret::parse(secret).unwrap(), body, now_s(), "")
+        .remove(0);
+    (name.to_string(), value)
+}
+
+pub fn now_s() -> i64 {
+    zofhook_core::now_ms() / 1000
+}
+
+/// A binary of the workspace, built by `make test` before the tests run.
+pub fn binary(name: &str) -> PathBuf {
+    // target/debug/deps/<test> -> target/debug/<name>
+    let mut path = std::env::current_exe().unwrap();
+    path.pop();
+    if path.ends_with("deps") {
+        path.pop();
+    }
+    path.push(name);
+    assert!(
+        path.exists(),
+        "{} is missing: build it first (`cargo build --workspace --bins`, as `make test` does)",
+        path.display()
+    );
+    path
+}
+
+/// The workspace root (where template.yaml is).
+pub fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
+}

@@ -1,0 +1,96 @@
+//! Reads template.yaml so tests run the binaries with exactly the environment the stack gives
+//! them: the template and the code cannot drift apart.
+
+use serde_yaml::Value;
+use std::collections::HashMap;
+
+pub struct Template {
+    doc: Value,
+}
+
+impl Template {
+    pub fn load() -> Template {
+        let text = std::fs::read_to_string(crate::root().join("template.yaml")).unwrap();
+        Template {
+            doc: serde_yaml::from_str(&text).expect("template.yaml is YAML"),
+        }
+    }
+
+    /// Parameter names and their defaults (as text), in template order.
+    pub fn parameters(&self) -> Vec<(String, Option<String>)> {
+        let Some(Value::Mapping(params)) = self.doc.get("Parameters") else {
+            return Vec::new();
+        };
+        params
+            .iter()
+            .map(|(k, v)| {
+                (
+                    k.as_str().unwrap().to_string(),
+                    v.get("Default").map(scalar),
+                )
+            })
+            .collect()
+    }
+
+    /// The function's environment (Globals, then its own), with `!Ref` to a parameter resolved to
+    /// `overrides` or the parameter's default, and `!Ref`/`!GetAtt` to a resource resolved
+    /// through `resources` (logical id → value). An unresolvable reference panics.
+    pub fn function_env(
+        &self,
+        function: &str,
+        resources: &HashMap<&str, String>,
+        overrides: &HashMap<&str, String>,
+    ) -> Vec<(String, String)> {
+        let params: HashMap<String, Option<String>> = self.parameters().into_iter().collect();
+        let resolve = |value: &Value| -> String {
+            let Value::Tagged(tagged) = value else {
+                return scalar(value);
+            };
+            let target = scalar(&tagged.value);
+            let tag = tagged.tag.to_string();
+            let logical = match tag.as_str() {
+                "!Ref" => target.as_str(),
+                "!GetAtt" => target.split('.').next().unwrap_or_default(),
+                other => panic!("{function}: cannot resolve {other} {target}"),
+            };
+            if let Some(v) = overrides.get(logical) {
+                return v.clone();
+            }
+            if let Some(default) = params.get(logical) {
+                return default.clone().unwrap_or_default();
+            }
+            resources
+                .get(logical)
+                .cloned()
+                .unwrap_or_else(|| panic!("{function}: no value for {tag} {target}"))
+        };
+        let mut env = Vec::new();
+        let sources = [
+            self.doc.get("Globals").and_then(|g| g.get("Function")),
+            self.doc
+                .get("Resources")
+                .and_then(|r| r.get(function))
+                .and_then(|f| f.get("Properties")),
+        ];
+        for source in sources.into_iter().flatten() {
+            if let Some(Value::Mapping(vars)) =
+                source.get("Environment").and_then(|e| e.get("Variables"))
+            {
+                for (k, v) in vars {
+                    env.push((k.as_str().unwrap().to_string(), resolve(v)));
+                }
+            }
+        }
+        env
+    }
+}
+
+fn scalar(v: &Value) -> String {
+    match v {
+        Value::String(s) => s.clone(),
+        Value::Number(n) => n.to_string(),
+        Value::Bool(b) => b.to_string(),
+        Value::Null => String::new(),
+        other => panic!("not a scalar: {other:?}"),
+    }
+}
