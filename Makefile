@@ -7,7 +7,7 @@ CARGO ?= cargo
 ## Run the whole test suite: lint, then every test against the AWS API emulator.
 test: lint
 	$(CARGO) build --workspace --bins
-	infra/with-emulator.sh $(CARGO) test --workspace
+	infra/with-emulator.sh infra/cargo-test.sh
 
 ## Format and lint checks (CI runs these first).
 lint:

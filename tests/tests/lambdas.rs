@@ -1,0 +1,334 @@
+//! The real `receiver` and `worker` binaries, driven through the Lambda Runtime API with the
+//! environment template.yaml gives them, against the AWS API emulator.
+
+use base64::Engine;
+use e2e::lambda::Function;
+use e2e::template::Template;
+use e2e::{binary, create_queue, create_table, event, sdk, sign};
+use serde_json::{json, Value};
+use std::collections::HashMap;
+use zofhook_core::ledger::dynamodb::DynamoLedger;
+use zofhook_core::ledger::{Ledger, Status};
+
+const SECRET: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
+
+struct Stack {
+    ledger: DynamoLedger,
+    sqs: aws_sdk_sqs::Client,
+    queue_url: String,
+    receiver_env: Vec<(String, String)>,
+    worker_env: Vec<(String, String)>,
+}
+
+/// The stack's data resources in the emulator, and each function's environment from the template.
+async fn stack(overrides: &[(&'static str, &str)]) -> Stack {
+    let sdk = sdk().await;
+    let (dynamo, table) = create_table(&sdk).await;
+    let (sqs, queue_url) = create_queue(&sdk).await;
+    let secrets = aws_sdk_secretsmanager::Client::new(&sdk);
+    let secret_arn = secrets
+        .create_secret()
+        .name(e2e::unique("webhook"))
+        .secret_string(format!(r#"{{"current":"{SECRET}","previous":""}}"#))
+        .send()
+        .await
+        .unwrap()
+        .arn()
+        .unwrap()
+        .to_string();
+    let resources: HashMap<&str, String> = HashMap::from([
+        ("LedgerTable", table.clone()),
+        ("EventQueue", queue_url.clone()),
+        ("WebhookSecretValue", secret_arn),
+    ]);
+    let overrides: HashMap<&str, String> =
+        overrides.iter().map(|(k, v)| (*k, v.to_string())).collect();
+    let template = Template::load();
+    let aws: Vec<(String, String)> = e2e::aws_env()
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v))
+        .collect();
+    let with_aws = |mut env: Vec<(String, String)>| {
+        env.extend(aws.iter().cloned());
+        env
+    };
+    Stack {
+        ledger: DynamoLedger::new(dynamo, table),
+        sqs,
+        queue_url,
+        receiver_env: with_aws(template.function_env("ReceiverFunction", &resources, &overrides)),
+        worker_env: with_aws(template.function_env("WorkerFunction", &resources, &overrides)),
+    }
+}
+
+/// An API Gateway HTTP API (payload format 2.0) request.
+fn http_api(method: &str, headers: Value, body: &str, base64: bool) -> Value {
+    json!({
+        "version": "2.0", "routeKey": "POST /webhook", "rawPath": "/webhook", "rawQueryString": "",
+        "headers": headers,
+        "requestContext": {
+            "accountId": "123456789012", "apiId": "abc123", "domainName": "abc123.execute-api.us-east-1.amazonaws.com",
+            "domainPrefix": "abc123", "requestId": "r1", "routeKey": "POST /webhook", "stage": "$default",
+            "time": "20/May/2026:12:00:00 +0000", "timeEpoch": 1779278400000u64,
+            "http": {"method": method, "path": "/webhook", "protocol": "HTTP/1.1", "sourceIp": "203.0.113.9", "userAgent": "Zof-Webhooks/1.0"}
+        },
+        "body": body, "isBase64Encoded": base64
+    })
+}
+
+/// A Lambda function URL request (also payload format 2.0, with its own request context).
+fn function_url(headers: Value, body: &str, base64: bool) -> Value {
+    json!({
+        "version": "2.0", "routeKey": "$default", "rawPath": "/", "rawQueryString": "",
+        "headers": headers,
+        "requestContext": {
+            "accountId": "anonymous", "apiId": "urlid", "domainName": "urlid.lambda-url.us-east-1.on.aws",
+            "domainPrefix": "urlid", "requestId": "r2", "routeKey": "$default", "stage": "$default",
+            "time": "20/May/2026:12:00:00 +0000", "timeEpoch": 1779278400000u64,
+            "http": {"method": "POST", "path": "/", "protocol": "HTTP/1.1", "sourceIp": "203.0.113.9", "userAgent": "Zof-Webhooks/1.0"}
+        },
+        "body": body, "isBase64Encoded": base64
+    })
+}
+
+fn signed_headers(body: &[u8]) -> Value {
+    let (name, value) = sign(SECRET, body);
+    json!({ "content-type": "application/json", name: value })
+}
+
+fn status_and_body(response: &Value) -> (i64, Value) {
+    let body: Value = serde_json::from_str(response["body"].as_str().unwrap()).unwrap();
+    (response["statusCode"].as_i64().unwrap(), body)
+}
+
+/// An SQS event as the event source mapping delivers it.
+fn sqs_event(messages: &[(String, String)]) -> Value {
+    let records: Vec<Value> = messages
+        .iter()
+        .map(|(id, body)| {
+            json!({
+                "messageId": id, "receiptHandle": format!("rh-{id}"), "body": body,
+                "attributes": {"ApproximateReceiveCount": "1", "SentTimestamp": "1779278400000",
+                               "SenderId": "AIDAEXAMPLE", "ApproximateFirstReceiveTimestamp": "1779278400001"},
+                "messageAttributes": {}, "md5OfBody": "0", "eventSource": "aws:sqs",
+                "eventSourceARN": "arn:aws:sqs:us-east-1:123456789012:events", "awsRegion": "us-east-1"
+            })
+        })
+        .collect();
+    json!({ "Records": records })
+}
+
+#[tokio::test]
+async fn a_signed_event_is_recorded_enqueued_claimed_and_processed() {
+    let s = stack(&[]).await;
+    let receiver = Function::start(&binary("receiver"), "receiver", &s.receiver_env).await;
+    let body = event("evt_e2e_1", "org_a", "run_1");
+    let text = String::from_utf8(body.clone()).unwrap();
+
+    let response = receiver
+        .invoke(http_api("POST", signed_headers(&body), &text, false))
+        .await
+        .unwrap();
+    assert_eq!(
+        status_and_body(&response),
+        (200, json!({"status": "accepted", "id": "evt_e2e_1"}))
+    );
+    assert_eq!(response["headers"]["content-type"], "application/json");
+    assert_eq!(
+        s.ledger.get("evt_e2e_1").await.unwrap().unwrap().status,
+        Status::Enqueued
+    );
+
+    // Zof delivers it again: a duplicate, and nothing more is queued.
+    let again = receiver
+        .invoke(http_api("POST", signed_headers(&body), &text, false))
+        .await
+        .unwrap();
+    assert_eq!(
+        status_and_body(&again),
+        (200, json!({"status": "duplicate", "id": "evt_e2e_1"}))
+    );
+    let messages = e2e::drain(&s.sqs, &s.queue_url).await;
+    assert_eq!(messages.len(), 1);
+    assert_eq!(messages[0].body().unwrap(), text);
+
+    let worker = Function::start(&binary("worker"), "worker", &s.worker_env).await;
+    let batch = sqs_event(&[(messages[0].message_id().unwrap().to_string(), text.clone())]);
+    let result = worker.invoke(batch.clone()).await.unwrap();
+    assert_eq!(result["batchItemFailures"], json!([]));
+    let record = s.ledger.get("evt_e2e_1").await.unwrap().unwrap();
+    assert_eq!(record.status, Status::Processed);
+    assert_eq!(
+        record.outcome,
+        Some(json!({"status": "unknown", "run": null}))
+    );
+    assert!(record.processed_at.is_some());
+
+    // The same message delivered twice by SQS is acknowledged and skipped.
+    let result = worker.invoke(batch).await.unwrap();
+    assert_eq!(result["batchItemFailures"], json!([]));
+    let logs = worker.logs().await.join("\n");
+    assert!(logs.contains("already_processed"), "{logs}");
+
+    // One JSON log line per delivery, with id, verdict and duration; never the secret or body.
+    let logs = receiver.logs().await;
+    let delivery_lines: Vec<Value> = logs
+        .iter()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .filter(|v| v["message"] == "delivery")
+        .collect();
+    assert_eq!(delivery_lines.len(), 2, "{logs:?}");
+    assert_eq!(delivery_lines[0]["event_id"], "evt_e2e_1");
+    assert_eq!(delivery_lines[0]["verdict"], "accepted");
+    assert!(delivery_lines[0]["duration_ms"].is_number());
+    let all = logs.join("\n");
+    assert!(!all.contains("MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"));
+    assert!(!all.contains("res_1"), "bodies are not logged");
+}
+
+#[tokio::test]
+async fn function_url_events_and_base64_bodies() {
+    let s = stack(&[]).await;
+    let receiver = Function::start(&binary("receiver"), "receiver", &s.receiver_env).await;
+    let body = event("evt_e2e_b64", "org_a", "run_1");
+    let encoded = base64::engine::general_purpose::STANDARD.encode(&body);
+    let response = receiver
+        .invoke(function_url(signed_headers(&body), &encoded, true))
+        .await
+        .unwrap();
+    assert_eq!(
+        status_and_body(&response),
+        (200, json!({"status": "accepted", "id": "evt_e2e_b64"}))
+    );
+    // A body that is not base64 is a 400, and the function lives on.
+    let response = receiver
+        .invoke(function_url(signed_headers(&body), "%%not-base64%%", true))
+        .await
+        .unwrap();
+    assert_eq!(
+        status_and_body(&response),
+        (
+            400,
+            json!({"error": "invalid_event", "detail": "body is not valid base64"})
+        )
+    );
+    let response = receiver
+        .invoke(http_api("POST", signed_headers(&body), "%%", true))
+        .await
+        .unwrap();
+    assert_eq!(status_and_body(&response).0, 400);
+    assert_eq!(e2e::drain(&s.sqs, &s.queue_url).await.len(), 1);
+}
+
+#[tokio::test]
+async fn rejections_through_the_binary_store_nothing() {
+    let s = stack(&[("OrganizationId", "org_a")]).await;
+    let receiver = Function::start(&binary("receiver"), "receiver", &s.receiver_env).await;
+    let body = event("evt_e2e_rej", "org_a", "run_1");
+    let text = String::from_utf8(body.clone()).unwrap();
+    let cases = [
+        (
+            http_api("GET", signed_headers(&body), &text, false),
+            405,
+            json!({"error": "method_not_allowed"}),
+        ),
+        (
+            http_api(
+                "POST",
+                json!({"content-type": "application/json", "zof-signature": format!("sha256={}", "0".repeat(64))}),
+                &text,
+                false,
+            ),
+            401,
+            json!({"error": "invalid_signature"}),
+        ),
+        (
+            http_api(
+                "POST",
+                json!({"content-type": "application/json"}),
+                &text,
+                false,
+            ),
+            401,
+            json!({"error": "invalid_signature"}),
+        ),
+        (
+            http_api(
+                "POST",
+                json!({"content-type": "text/plain", "zof-signature": sign(SECRET, &body).1}),
+                &text,
+                false,
+            ),
+            415,
+            json!({"error": "unsupported_media_type"}),
+        ),
+    ];
+    for (request, status, want) in cases {
+        let response = receiver.invoke(request).await.unwrap();
+        assert_eq!(status_and_body(&response), (status, want));
+    }
+    let other_org = event("evt_e2e_org", "org_b", "run_1");
+    let text = String::from_utf8(other_org.clone()).unwrap();
+    let response = receiver
+        .invoke(http_api("POST", signed_headers(&other_org), &text, false))
+        .await
+        .unwrap();
+    assert_eq!(
+        status_and_body(&response),
+        (403, json!({"error": "wrong_organization"}))
+    );
+    assert_eq!(s.ledger.get("evt_e2e_rej").await.unwrap(), None);
+    assert_eq!(s.ledger.get("evt_e2e_org").await.unwrap(), None);
+    assert!(e2e::drain(&s.sqs, &s.queue_url).await.is_empty());
+}
+
+#[tokio::test]
+async fn the_worker_fails_only_the_bad_messages_of_a_batch() {
+    let s = stack(&[]).await;
+    let worker = Function::start(&binary("worker"), "worker", &s.worker_env).await;
+    let good = String::from_utf8(event("evt_e2e_good", "org_a", "run_1")).unwrap();
+    let batch = sqs_event(&[
+        ("m-bad".into(), "this is not an event".into()),
+        ("m-good".into(), good),
+        ("m-empty".into(), String::new()),
+    ]);
+    let result = worker.invoke(batch).await.unwrap();
+    assert_eq!(
+        result["batchItemFailures"],
+        json!([{"itemIdentifier": "m-bad"}, {"itemIdentifier": "m-empty"}])
+    );
+    assert_eq!(
+        s.ledger.get("evt_e2e_good").await.unwrap().unwrap().status,
+        Status::Processed
+    );
+}
+
+#[tokio::test]
+async fn the_receiver_fails_closed_without_its_secret() {
+    let mut s = stack(&[]).await;
+    for (k, v) in s.receiver_env.iter_mut() {
+        if k == "ZOFHOOK_SECRET_ARN" {
+            *v = "arn:aws:secretsmanager:us-east-1:123456789012:secret:missing".into();
+        }
+    }
+    let receiver = Function::start(&binary("receiver"), "receiver", &s.receiver_env).await;
+    let (code, _init, logs) = receiver.exit().await;
+    assert_ne!(code, Some(0), "{logs:?}");
+    assert!(
+        logs.join("\n").contains("receiver cannot start"),
+        "{logs:?}"
+    );
+}
+
+#[tokio::test]
+async fn a_bad_setting_in_the_template_stops_the_start_naming_it() {
+    let s = stack(&[("MaxBodyBytes", "0")]).await;
+    let receiver = Function::start(&binary("receiver"), "receiver", &s.receiver_env).await;
+    let (code, _init, logs) = receiver.exit().await;
+    assert_ne!(code, Some(0));
+    assert!(
+        logs.join("\n")
+            .contains("ZOFHOOK_MAX_BODY_BYTES (MaxBodyBytes)"),
+        "{logs:?}"
+    );
+}
