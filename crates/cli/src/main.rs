@@ -1,1 +1,117 @@
-fn main() {}
+//! `zofhook`: the zof-webhooks pipeline as one local binary (DESIGN.md section 7).
+//!
+//! `serve` runs the receive pipeline and the worker in one process on an embedded SQLite store
+//! (or on DynamoDB + SQS with `--aws`); `send`, `sign` and `verify` make and check signed events;
+//! `events` reads the ledger; `redrive` brings dead-lettered events back.
+
+mod backend;
+mod send;
+mod serve;
+mod settings;
+
+use anyhow::Result;
+use clap::{Args, FromArgMatches, Parser, Subcommand};
+use std::path::PathBuf;
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "zofhook",
+    version,
+    about = "Receive, verify, record and process Zof webhooks locally"
+)]
+pub struct Cli {
+    #[command(flatten)]
+    pub global: Global,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct Global {
+    /// Where the embedded store and the generated secret live.
+    #[arg(
+        long,
+        global = true,
+        env = "ZOFHOOK_DATA_DIR",
+        default_value = ".zofhook"
+    )]
+    pub data_dir: PathBuf,
+    /// Use DynamoDB and SQS (the standard AWS environment, AWS_ENDPOINT_URL included).
+    #[arg(long, global = true, env = "ZOFHOOK_AWS")]
+    pub aws: bool,
+    /// With --aws: the ledger table.
+    #[arg(long, global = true, env = "ZOFHOOK_TABLE_NAME")]
+    pub table_name: Option<String>,
+    /// With --aws: the event queue's URL.
+    #[arg(long, global = true, env = "ZOFHOOK_QUEUE_URL")]
+    pub queue_url: Option<String>,
+    /// With --aws: the dead-letter queue's URL (for redrive).
+    #[arg(long, global = true, env = "ZOFHOOK_DLQ_URL")]
+    pub dlq_url: Option<String>,
+    /// The webhook secret (default: the one in the data dir, created by `serve`).
+    #[arg(long, global = true, env = "ZOFHOOK_SECRET", hide_env_values = true)]
+    pub secret: Option<String>,
+    /// During a rotation, the secret being replaced.
+    #[arg(
+        long,
+        global = true,
+        env = "ZOFHOOK_PREVIOUS_SECRET",
+        hide_env_values = true
+    )]
+    pub previous_secret: Option<String>,
+    /// Log format on stderr.
+    #[arg(long, global = true, env = "ZOFHOOK_LOG_FORMAT", default_value = "text", value_parser = ["text", "json"])]
+    pub log_format: String,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Run the receiver on POST /webhook and the worker in-process.
+    Serve(serve::ServeArgs),
+    /// Build (or read) an event, sign it, POST it, and print each response.
+    Send(send::SendArgs),
+    /// Print the signature header(s) for a body.
+    Sign(send::SignArgs),
+    /// Check a signature for a body (exit 0 if valid, 1 if not).
+    Verify(send::VerifyArgs),
+    /// Show ledger records.
+    #[command(subcommand)]
+    Events(backend::EventsCommand),
+    /// Move dead-lettered events back to the queue.
+    Redrive,
+}
+
+fn main() {
+    let matches =
+        settings::with_setting_args(<Cli as clap::CommandFactory>::command()).get_matches();
+    let cli = match Cli::from_arg_matches(&matches) {
+        Ok(cli) => cli,
+        Err(e) => e.exit(),
+    };
+    zofhook_core::logging::init(cli.global.log_format == "json");
+    let code = match run(cli, &matches) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("zofhook: {e:#}");
+            2
+        }
+    };
+    std::process::exit(code);
+}
+
+fn run(cli: Cli, matches: &clap::ArgMatches) -> Result<i32> {
+    let config = settings::config(matches)?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    runtime.block_on(async move {
+        match cli.command {
+            Command::Serve(args) => serve::serve(&cli.global, config, args).await,
+            Command::Send(args) => send::send(&cli.global, &config, args).await,
+            Command::Sign(args) => send::sign(&cli.global, &config, args),
+            Command::Verify(args) => send::verify(&cli.global, &config, args),
+            Command::Events(command) => backend::events(&cli.global, &config, command).await,
+            Command::Redrive => backend::redrive(&cli.global, &config).await,
+        }
+    })
+}

@@ -90,6 +90,9 @@ settings! {
     STORE_MAX_ATTEMPTS = "StoreMaxAttempts", "3",
         "a whole number from 1 to 10",
         "Attempts per ledger or queue call within its timeout.";
+    MAX_RECEIVE_COUNT = "MaxReceiveCount", "5",
+        "a whole number from 1 to 1000",
+        "Receives of a message before it is dead-lettered.";
 }
 
 /// Where the AWS deployment's resources are; read by the Lambdas only.
@@ -162,6 +165,7 @@ pub struct Config {
     pub response_deadline: Duration,
     pub store_timeout: Duration,
     pub store_max_attempts: u32,
+    pub max_receive_count: u32,
 }
 
 impl Default for Config {
@@ -236,6 +240,7 @@ impl Config {
             response_deadline: Duration::from_millis(number(&RESPONSE_DEADLINE_MS, 100, 9500)?),
             store_timeout: Duration::from_millis(number(&STORE_TIMEOUT_MS, 50, 9000)?),
             store_max_attempts: number(&STORE_MAX_ATTEMPTS, 1, 10)? as u32,
+            max_receive_count: number(&MAX_RECEIVE_COUNT, 1, 1000)? as u32,
         })
     }
 

@@ -12,6 +12,7 @@ pub mod queue;
 pub mod receive;
 pub mod secrets;
 pub mod signature;
+pub mod sqlite;
 
 use std::sync::Arc;
 use time::format_description::well_known::Rfc3339;

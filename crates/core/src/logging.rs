@@ -1,6 +1,7 @@
 //! Log set-up shared by the binaries: one JSON object per line (CloudWatch-friendly) or plain
 //! text for a person, filtered by `RUST_LOG` (default `info`). Nothing logs secrets or bodies.
 
+use std::io::IsTerminal;
 use tracing_subscriber::EnvFilter;
 
 pub fn init(json: bool) {
@@ -8,7 +9,8 @@ pub fn init(json: bool) {
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
-        .with_target(false);
+        .with_target(false)
+        .with_ansi(std::io::stderr().is_terminal());
     // A second init (tests) is harmless: keep the first subscriber.
     let _ = if json {
         builder

@@ -102,7 +102,8 @@ pub struct Reply {
 }
 
 impl Reply {
-    fn new(verdict: Verdict) -> Reply {
+    /// The reply for a verdict that carries no event id (405, 413, 415, 401, …).
+    pub fn new(verdict: Verdict) -> Reply {
         Reply {
             verdict,
             id: None,

@@ -7,6 +7,7 @@
 
 pub mod dynamodb;
 pub mod memory;
+pub mod sqlite;
 
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};

@@ -2,6 +2,7 @@
 //! event's raw, verified JSON body, byte for byte: the worker re-reads the envelope from it.
 
 pub mod memory;
+pub mod sqlite;
 pub mod sqs;
 
 use async_trait::async_trait;
@@ -16,4 +17,28 @@ pub enum QueueError {
 pub trait Queue: Send + Sync {
     /// Sends one event; `Ok` only once the queue has durably accepted it.
     async fn send(&self, id: &str, body: &[u8]) -> Result<(), QueueError>;
+}
+
+/// A message taken from the queue, invisible to other consumers until acknowledged or its
+/// visibility timeout ends.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Received {
+    /// What acknowledges it (an SQS receipt handle, or the embedded queue's own).
+    pub handle: String,
+    pub body: Vec<u8>,
+    /// How many times it has been received, this time included.
+    pub receive_count: u32,
+}
+
+/// The consumer side of the queue: what the in-process worker of `zofhook serve` polls.
+#[async_trait]
+pub trait Inbox: Send + Sync {
+    /// Up to `max` messages; waits a little (long poll) when there are none.
+    async fn receive(&self, max: usize) -> Result<Vec<Received>, QueueError>;
+    /// Processed (or already processed): delete it.
+    async fn ack(&self, message: &Received) -> Result<(), QueueError>;
+    /// Not done: make it visible again later; after `MaxReceiveCount` receives it is dead-lettered.
+    async fn retry(&self, message: &Received) -> Result<(), QueueError>;
+    /// Moves every dead-lettered message back to the queue; returns how many.
+    async fn redrive(&self) -> Result<usize, QueueError>;
 }

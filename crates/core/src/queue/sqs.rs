@@ -44,3 +44,125 @@ impl Queue for SqsQueue {
         Ok(())
     }
 }
+
+/// The consumer side on SQS (`zofhook serve --aws`): long polling, delete on success, and for a
+/// retry nothing at all: the visibility timeout and the queue's redrive policy do the rest.
+#[derive(Debug, Clone)]
+pub struct SqsInbox {
+    client: Client,
+    url: String,
+    dlq_url: Option<String>,
+    wait_seconds: i32,
+}
+
+impl SqsInbox {
+    pub fn new(
+        client: Client,
+        url: impl Into<String>,
+        dlq_url: Option<String>,
+        wait_seconds: i32,
+    ) -> SqsInbox {
+        SqsInbox {
+            client,
+            url: url.into(),
+            dlq_url,
+            wait_seconds,
+        }
+    }
+}
+
+fn unavailable<E: std::error::Error + Send + Sync + 'static, R: std::fmt::Debug>(
+    e: aws_sdk_sqs::error::SdkError<E, R>,
+) -> QueueError {
+    QueueError::Unavailable(DisplayErrorContext(&e).to_string())
+}
+
+#[async_trait]
+impl super::Inbox for SqsInbox {
+    async fn receive(&self, max: usize) -> Result<Vec<super::Received>, QueueError> {
+        let out = self
+            .client
+            .receive_message()
+            .queue_url(&self.url)
+            .max_number_of_messages(max.clamp(1, 10) as i32)
+            .wait_time_seconds(self.wait_seconds)
+            .message_system_attribute_names(
+                aws_sdk_sqs::types::MessageSystemAttributeName::ApproximateReceiveCount,
+            )
+            .send()
+            .await
+            .map_err(unavailable)?;
+        Ok(out
+            .messages()
+            .iter()
+            .filter_map(|m| {
+                let count = m
+                    .attributes()
+                    .and_then(|a| a.get(&aws_sdk_sqs::types::MessageSystemAttributeName::ApproximateReceiveCount))
+                    .and_then(|c| c.parse().ok())
+                    .unwrap_or(1);
+                Some(super::Received {
+                    handle: m.receipt_handle()?.to_string(),
+                    body: m.body().unwrap_or_default().as_bytes().to_vec(),
+                    receive_count: count,
+                })
+            })
+            .collect())
+    }
+
+    async fn ack(&self, message: &super::Received) -> Result<(), QueueError> {
+        self.client
+            .delete_message()
+            .queue_url(&self.url)
+            .receipt_handle(&message.handle)
+            .send()
+            .await
+            .map_err(unavailable)?;
+        Ok(())
+    }
+
+    async fn retry(&self, _message: &super::Received) -> Result<(), QueueError> {
+        Ok(())
+    }
+
+    async fn redrive(&self) -> Result<usize, QueueError> {
+        let dlq = self.dlq_url.as_deref().ok_or_else(|| {
+            QueueError::Unavailable("no dead-letter queue URL given (--dlq-url)".into())
+        })?;
+        let mut moved = 0;
+        loop {
+            let out = self
+                .client
+                .receive_message()
+                .queue_url(dlq)
+                .max_number_of_messages(10)
+                .wait_time_seconds(0)
+                .send()
+                .await
+                .map_err(unavailable)?;
+            if out.messages().is_empty() {
+                return Ok(moved);
+            }
+            for m in out.messages() {
+                // Send first, then delete: a crash in between duplicates, never loses.
+                self.client
+                    .send_message()
+                    .queue_url(&self.url)
+                    .message_body(m.body().unwrap_or_default())
+                    .send()
+                    .await
+                    .map_err(unavailable)?;
+                if let Some(handle) = m.receipt_handle() {
+                    self.client
+                        .delete_message()
+                        .queue_url(dlq)
+                        .receipt_handle(handle)
+                        .send()
+                        .await
+                        .map_err(unavailable)?;
+                }
+                moved += 1;
+            }
+        }
+    }
+}

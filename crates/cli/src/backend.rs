@@ -1,0 +1,272 @@
+//! Where `zofhook` keeps events: the embedded SQLite store in the data dir, or (with `--aws`)
+//! the deployed DynamoDB table and SQS queues. Also `events` and `redrive`, and the local secret.
+
+use crate::Global;
+use anyhow::{bail, Context, Result};
+use base64::Engine;
+use clap::Subcommand;
+use std::path::Path;
+use std::sync::Arc;
+use zofhook_core::aws::{dynamodb, sqs};
+use zofhook_core::config::Config;
+use zofhook_core::ledger::dynamodb::DynamoLedger;
+use zofhook_core::ledger::sqlite::SqliteLedger;
+use zofhook_core::ledger::{Ledger, Record};
+use zofhook_core::queue::sqlite::SqliteQueue;
+use zofhook_core::queue::sqs::{SqsInbox, SqsQueue};
+use zofhook_core::queue::{Inbox, Queue};
+use zofhook_core::signature::Secrets;
+use zofhook_core::sqlite::Db;
+
+/// The file in the data dir that holds the generated secret.
+pub const SECRET_FILE: &str = "secret";
+
+pub enum Backend {
+    Local {
+        ledger: SqliteLedger,
+        queue: SqliteQueue,
+    },
+    Aws {
+        ledger: DynamoLedger,
+        queue: SqsQueue,
+        inbox: SqsInbox,
+    },
+}
+
+impl Backend {
+    pub async fn open(global: &Global, config: &Config) -> Result<Backend> {
+        if global.aws {
+            let table = global
+                .table_name
+                .clone()
+                .context("--aws needs --table-name (ZOFHOOK_TABLE_NAME)")?;
+            let queue_url = global
+                .queue_url
+                .clone()
+                .context("--aws needs --queue-url (ZOFHOOK_QUEUE_URL)")?;
+            let sdk = zofhook_core::aws::sdk_config(config).await;
+            let sqs = sqs::Client::new(&sdk);
+            return Ok(Backend::Aws {
+                ledger: DynamoLedger::new(dynamodb::Client::new(&sdk), table),
+                queue: SqsQueue::new(sqs.clone(), queue_url.clone()),
+                inbox: SqsInbox::new(sqs, queue_url, global.dlq_url.clone(), 2),
+            });
+        }
+        std::fs::create_dir_all(&global.data_dir)
+            .with_context(|| format!("cannot create the data dir {}", global.data_dir.display()))?;
+        let db = Db::open(&global.data_dir)?;
+        Ok(Backend::Local {
+            ledger: SqliteLedger::new(db.clone()),
+            queue: SqliteQueue::new(
+                db,
+                config.processing_lease,
+                config.max_receive_count,
+                zofhook_core::system_clock(),
+            ),
+        })
+    }
+
+    pub fn ledger(&self) -> Arc<dyn Ledger> {
+        match self {
+            Backend::Local { ledger, .. } => Arc::new(ledger.clone()),
+            Backend::Aws { ledger, .. } => Arc::new(ledger.clone()),
+        }
+    }
+
+    pub fn queue(&self) -> Arc<dyn Queue> {
+        match self {
+            Backend::Local { queue, .. } => Arc::new(queue.clone()),
+            Backend::Aws { queue, .. } => Arc::new(queue.clone()),
+        }
+    }
+
+    pub fn inbox(&self) -> Arc<dyn Inbox> {
+        match self {
+            Backend::Local { queue, .. } => Arc::new(queue.clone()),
+            Backend::Aws { inbox, .. } => Arc::new(inbox.clone()),
+        }
+    }
+
+    pub fn describe(&self, global: &Global) -> String {
+        match self {
+            Backend::Local { .. } => format!("embedded store in {}", global.data_dir.display()),
+            Backend::Aws { ledger, queue, .. } => {
+                format!(
+                    "DynamoDB table {} and SQS queue {}",
+                    ledger.table(),
+                    queue.url()
+                )
+            }
+        }
+    }
+}
+
+/// The secrets to verify and sign with: `--secret`/`--previous-secret`, else the data dir's
+/// secret file. With `create`, a missing secret is generated, saved (mode 0600) and announced.
+pub fn secrets(global: &Global, create: bool) -> Result<(Secrets, Option<String>)> {
+    if let Some(secret) = &global.secret {
+        let secrets = Secrets::parse(secret, global.previous_secret.as_deref())
+            .context("--secret / ZOFHOOK_SECRET or --previous-secret / ZOFHOOK_PREVIOUS_SECRET")?;
+        return Ok((secrets, None));
+    }
+    let path = global.data_dir.join(SECRET_FILE);
+    let (text, created) = match std::fs::read_to_string(&path) {
+        Ok(text) => (text.trim().to_string(), false),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound && create => {
+            (generate(&global.data_dir)?, true)
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            bail!(
+                "no secret: give --secret (ZOFHOOK_SECRET), or run `zofhook serve --data-dir {}` once to create one",
+                global.data_dir.display()
+            )
+        }
+        Err(e) => return Err(e).with_context(|| format!("cannot read {}", path.display())),
+    };
+    let secrets = Secrets::parse(&text, global.previous_secret.as_deref())
+        .with_context(|| format!("the secret in {}", path.display()))?;
+    Ok((secrets, created.then_some(text)))
+}
+
+fn generate(dir: &Path) -> Result<String> {
+    let mut key = [0u8; 32];
+    getrandom::fill(&mut key).map_err(|e| anyhow::anyhow!("no randomness for a secret: {e}"))?;
+    let secret = format!(
+        "whsec_{}",
+        base64::engine::general_purpose::STANDARD.encode(key)
+    );
+    std::fs::create_dir_all(dir)?;
+    let path = dir.join(SECRET_FILE);
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    let mut file = options
+        .open(&path)
+        .with_context(|| format!("cannot create {}", path.display()))?;
+    std::io::Write::write_all(&mut file, format!("{secret}\n").as_bytes())?;
+    file.sync_all()?;
+    Ok(secret)
+}
+
+#[derive(Subcommand, Debug)]
+pub enum EventsCommand {
+    /// The newest records.
+    List {
+        /// Print a JSON array instead of a table.
+        #[arg(long)]
+        json: bool,
+        /// How many records at most.
+        #[arg(long, default_value_t = 50)]
+        limit: usize,
+    },
+    /// One record.
+    Show {
+        id: String,
+        /// Print the record as a JSON object.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+pub async fn events(global: &Global, config: &Config, command: EventsCommand) -> Result<i32> {
+    let backend = Backend::open(global, config).await?;
+    match command {
+        EventsCommand::List { json, limit } => {
+            let records = match &backend {
+                Backend::Local { ledger, .. } => ledger.list(limit).await?,
+                Backend::Aws { ledger, .. } => {
+                    let mut all = Vec::new();
+                    let mut next = None;
+                    while all.len() < limit {
+                        let (page, more) = ledger.scan(next.as_deref(), 100).await?;
+                        all.extend(page);
+                        match more {
+                            Some(key) => next = Some(key),
+                            None => break,
+                        }
+                    }
+                    all.sort_by(|a, b| b.received_at.cmp(&a.received_at));
+                    all.truncate(limit);
+                    all
+                }
+            };
+            if json {
+                println!("{}", serde_json::to_string_pretty(&records)?);
+            } else {
+                print_table(&records);
+            }
+            Ok(0)
+        }
+        EventsCommand::Show { id, json } => match backend.ledger().get(&id).await? {
+            None => {
+                eprintln!("zofhook: no event {id}");
+                Ok(1)
+            }
+            Some(record) if json => {
+                println!("{}", serde_json::to_string_pretty(&record)?);
+                Ok(0)
+            }
+            Some(record) => {
+                print_record(&record);
+                Ok(0)
+            }
+        },
+    }
+}
+
+fn print_table(records: &[Record]) {
+    println!(
+        "{:<36} {:<16} {:<10} {:>8}  {:<24} {:<24}",
+        "ID", "TYPE", "STATUS", "ATTEMPTS", "RECEIVED_AT", "PROCESSED_AT"
+    );
+    for r in records {
+        println!(
+            "{:<36} {:<16} {:<10} {:>8}  {:<24} {:<24}",
+            r.id,
+            r.kind,
+            r.status,
+            r.attempts,
+            r.received_at,
+            r.processed_at.as_deref().unwrap_or("-")
+        );
+    }
+    if records.is_empty() {
+        println!("(no events yet)");
+    }
+}
+
+fn print_record(r: &Record) {
+    let rows = [
+        ("id", r.id.clone()),
+        ("type", r.kind.clone()),
+        ("status", r.status.to_string()),
+        (
+            "organization_id",
+            r.organization_id.clone().unwrap_or_default(),
+        ),
+        ("run_id", r.run_id.clone().unwrap_or_default()),
+        ("attempts", r.attempts.to_string()),
+        ("received_at", r.received_at.clone()),
+        ("processed_at", r.processed_at.clone().unwrap_or_default()),
+        (
+            "outcome",
+            r.outcome
+                .as_ref()
+                .map(|o| o.to_string())
+                .unwrap_or_default(),
+        ),
+        ("error", r.error.clone().unwrap_or_default()),
+        ("body_sha256", r.body_sha256.clone()),
+    ];
+    for (name, value) in rows {
+        println!("{name:<16} {value}");
+    }
+}
+
+pub async fn redrive(global: &Global, config: &Config) -> Result<i32> {
+    let backend = Backend::open(global, config).await?;
+    let moved = backend.inbox().redrive().await?;
+    println!("moved {moved} dead-lettered event(s) back to the queue");
+    Ok(0)
+}

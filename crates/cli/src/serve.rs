@@ -1,0 +1,195 @@
+//! `zofhook serve`: the receive pipeline on `POST /webhook` (axum) and the worker in-process,
+//! on the embedded store or, with `--aws`, on DynamoDB + SQS. SIGINT or SIGTERM: stop
+//! accepting, finish the requests and messages in hand, exit 0.
+
+use crate::backend::{secrets, Backend, SECRET_FILE};
+use crate::Global;
+use anyhow::{Context, Result};
+use axum::body::Body as HttpBody;
+use axum::extract::{DefaultBodyLimit, State};
+use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{any, get};
+use axum::Router;
+use clap::Args;
+use std::io::Write;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::watch;
+use zofhook_core::config::Config;
+use zofhook_core::downstream::LogDownstream;
+use zofhook_core::process::Processor;
+use zofhook_core::queue::Inbox;
+use zofhook_core::receive::{Body, Delivery, Receiver, Reply, Verdict};
+use zofhook_core::secrets::StaticSecrets;
+
+#[derive(Args, Debug)]
+pub struct ServeArgs {
+    /// Address to listen on (port 0 picks a free one).
+    #[arg(long, env = "ZOFHOOK_LISTEN", default_value = "127.0.0.1:3000")]
+    pub listen: String,
+    /// Worker tasks processing queued events concurrently.
+    #[arg(long, env = "ZOFHOOK_WORKERS", default_value_t = 2, value_parser = clap::value_parser!(u16).range(1..=256))]
+    pub workers: u16,
+}
+
+#[derive(Clone)]
+struct App {
+    receiver: Arc<Receiver>,
+    max_body_bytes: usize,
+}
+
+pub async fn serve(global: &Global, config: Config, args: ServeArgs) -> Result<i32> {
+    let config = Arc::new(config);
+    let backend = Backend::open(global, &config).await?;
+    let (secrets, created) = secrets(global, true)?;
+    let receiver = Arc::new(Receiver::new(
+        config.clone(),
+        Arc::new(StaticSecrets::new(secrets)),
+        backend.ledger(),
+        backend.queue(),
+        zofhook_core::system_clock(),
+    ));
+    let processor = Arc::new(Processor::new(
+        &config,
+        backend.ledger(),
+        Arc::new(LogDownstream),
+        zofhook_core::system_clock(),
+    ));
+    let listener = tokio::net::TcpListener::bind(&args.listen)
+        .await
+        .with_context(|| format!("cannot listen on {} (--listen)", args.listen))?;
+    let addr = listener.local_addr()?;
+
+    let mut out = std::io::stdout().lock();
+    writeln!(out, "zofhook serve: listening on http://{addr}/webhook")?;
+    writeln!(out, "zofhook serve: {}", backend.describe(global))?;
+    if global.secret.is_none() {
+        let path = global.data_dir.join(SECRET_FILE);
+        let secret_text = std::fs::read_to_string(&path).unwrap_or_default();
+        let new = if created.is_some() { "new, " } else { "" };
+        writeln!(
+            out,
+            "zofhook serve: webhook secret ({new}kept in {}): {}",
+            path.display(),
+            secret_text.trim()
+        )?;
+    }
+    out.flush()?;
+    drop(out);
+
+    let (stop, stopped) = watch::channel(false);
+    let inbox = backend.inbox();
+    let workers: Vec<_> = (0..args.workers)
+        .map(|_| tokio::spawn(work(inbox.clone(), processor.clone(), stopped.clone())))
+        .collect();
+
+    let app = Router::new()
+        .route("/webhook", any(webhook))
+        .route("/healthz", get(healthz))
+        // The pipeline answers oversized bodies itself, with its JSON 413.
+        .layer(DefaultBodyLimit::disable())
+        .with_state(App {
+            receiver,
+            max_body_bytes: config.max_body_bytes,
+        });
+    axum::serve(listener, app)
+        .with_graceful_shutdown(shutdown_signal())
+        .await?;
+    println!("zofhook serve: stopping; finishing the work in hand");
+    let _ = stop.send(true);
+    for worker in workers {
+        let _ = worker.await;
+    }
+    println!("zofhook serve: stopped");
+    Ok(0)
+}
+
+/// Takes messages one at a time until told to stop; a message taken is always finished.
+async fn work(inbox: Arc<dyn Inbox>, processor: Arc<Processor>, stopped: watch::Receiver<bool>) {
+    while !*stopped.borrow() {
+        let messages = match inbox.receive(1).await {
+            Ok(messages) => messages,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot read the queue; retrying in 1 s");
+                tokio::time::sleep(Duration::from_secs(1)).await;
+                continue;
+            }
+        };
+        for message in messages {
+            let handled = processor.process(&message.body).await;
+            let settled = if handled.acknowledged() {
+                inbox.ack(&message).await
+            } else {
+                inbox.retry(&message).await
+            };
+            if let Err(e) = settled {
+                // Not lost: the message becomes visible again after its visibility timeout.
+                tracing::warn!(error = %e, "cannot settle a message");
+            }
+        }
+    }
+}
+
+async fn webhook(
+    State(app): State<App>,
+    method: Method,
+    headers: HeaderMap,
+    body: HttpBody,
+) -> Response {
+    let reply = match axum::body::to_bytes(body, app.max_body_bytes.saturating_add(1)).await {
+        Ok(bytes) => {
+            app.receiver
+                .receive(Delivery {
+                    method: &method,
+                    headers: &headers,
+                    body: Body::Raw(&bytes),
+                })
+                .await
+        }
+        Err(_) => Reply::new(Verdict::PayloadTooLarge),
+    };
+    respond(&reply)
+}
+
+fn respond(reply: &Reply) -> Response {
+    let mut response = (
+        StatusCode::from_u16(reply.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
+        reply.body_bytes(),
+    )
+        .into_response();
+    for (name, value) in reply.headers() {
+        if let Ok(value) = HeaderValue::from_str(&value) {
+            response
+                .headers_mut()
+                .insert(HeaderName::from_static(name), value);
+        }
+    }
+    response
+}
+
+async fn healthz() -> Response {
+    ([("content-type", "application/json")], r#"{"status":"ok"}"#).into_response()
+}
+
+async fn shutdown_signal() {
+    let interrupt = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        _ = interrupt => {},
+        _ = terminate => {},
+    }
+    tracing::info!("shutdown signal received");
+}

@@ -1,0 +1,229 @@
+//! The ledger on the embedded SQLite store: the rules of `ledger` applied inside one immediate
+//! transaction each, so they are as atomic as DynamoDB's conditional writes.
+
+use super::{may_begin, may_claim, Begin, Claim, Ledger, LedgerError, Record, Status};
+use crate::sqlite::Db;
+use async_trait::async_trait;
+use rusqlite::{params, OptionalExtension, Row, Transaction};
+use serde_json::Value;
+
+#[derive(Clone)]
+pub struct SqliteLedger {
+    db: Db,
+}
+
+const COLUMNS: &str = "id, status, type, body_sha256, organization_id, run_id, received_at, \
+    lease_until, lease_token, attempts, outcome, error, processed_at, expires_at";
+
+fn from_row(row: &Row<'_>) -> rusqlite::Result<Record> {
+    let status: String = row.get(1)?;
+    let outcome: Option<String> = row.get(10)?;
+    let bad = |i: usize, e: String| {
+        rusqlite::Error::FromSqlConversionFailure(i, rusqlite::types::Type::Text, e.into())
+    };
+    Ok(Record {
+        id: row.get(0)?,
+        status: status
+            .parse()
+            .map_err(|e: LedgerError| bad(1, e.to_string()))?,
+        kind: row.get(2)?,
+        body_sha256: row.get(3)?,
+        organization_id: row.get(4)?,
+        run_id: row.get(5)?,
+        received_at: row.get(6)?,
+        lease_until: row.get(7)?,
+        lease_token: row.get(8)?,
+        attempts: row.get(9)?,
+        outcome: outcome
+            .map(|o| serde_json::from_str(&o))
+            .transpose()
+            .map_err(|e| bad(10, e.to_string()))?,
+        error: row.get(11)?,
+        processed_at: row.get(12)?,
+        expires_at: row.get(13)?,
+    })
+}
+
+fn read(tx: &Transaction<'_>, id: &str) -> rusqlite::Result<Option<Record>> {
+    tx.prepare_cached(&format!("SELECT {COLUMNS} FROM events WHERE id = ?1"))?
+        .query_row([id], from_row)
+        .optional()
+}
+
+fn write(tx: &Transaction<'_>, r: &Record) -> rusqlite::Result<()> {
+    let outcome = r.outcome.as_ref().map(Value::to_string);
+    tx.prepare_cached(&format!(
+        "INSERT OR REPLACE INTO events ({COLUMNS}) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)"
+    ))?
+    .execute(params![
+        r.id,
+        r.status.as_str(),
+        r.kind,
+        r.body_sha256,
+        r.organization_id,
+        r.run_id,
+        r.received_at,
+        r.lease_until,
+        r.lease_token,
+        r.attempts,
+        outcome,
+        r.error,
+        r.processed_at,
+        r.expires_at
+    ])?;
+    Ok(())
+}
+
+impl SqliteLedger {
+    pub fn new(db: Db) -> SqliteLedger {
+        SqliteLedger { db }
+    }
+
+    /// The newest `limit` records, newest first.
+    pub async fn list(&self, limit: usize) -> Result<Vec<Record>, LedgerError> {
+        self.db
+            .transaction(move |tx| {
+                let mut stmt = tx.prepare_cached(&format!(
+                    "SELECT {COLUMNS} FROM events ORDER BY received_at DESC, id LIMIT ?1"
+                ))?;
+                let rows = stmt.query_map([limit as i64], from_row)?;
+                rows.collect()
+            })
+            .await
+            .map_err(LedgerError::Unavailable)
+    }
+
+    /// Reads `id`, lets `change` edit it if it is held by `token` in one of `from`, and writes it.
+    async fn update_held(
+        &self,
+        id: &str,
+        token: &str,
+        from: &'static [Status],
+        change: impl FnOnce(&mut Record) + Send + 'static,
+    ) -> Result<bool, LedgerError> {
+        let (id, token) = (id.to_string(), token.to_string());
+        self.db
+            .transaction(move |tx| match read(tx, &id)? {
+                Some(mut r)
+                    if r.lease_token.as_deref() == Some(token.as_str())
+                        && from.contains(&r.status) =>
+                {
+                    change(&mut r);
+                    write(tx, &r)?;
+                    Ok(true)
+                }
+                _ => Ok(false),
+            })
+            .await
+            .map_err(LedgerError::Unavailable)
+    }
+}
+
+#[async_trait]
+impl Ledger for SqliteLedger {
+    async fn begin(&self, record: &Record, now_ms: i64) -> Result<Begin, LedgerError> {
+        let record = record.clone();
+        self.db
+            .transaction(move |tx| {
+                let existing = read(tx, &record.id)?;
+                if may_begin(existing.as_ref(), now_ms) {
+                    write(tx, &record)?;
+                    Ok(None)
+                } else {
+                    Ok(existing)
+                }
+            })
+            .await
+            .map_err(LedgerError::Unavailable)
+            .map(|old| match old {
+                None => Begin::Started,
+                Some(old) => Begin::Exists(Box::new(old)),
+            })
+    }
+
+    async fn mark_enqueued(&self, id: &str, token: &str) -> Result<bool, LedgerError> {
+        self.update_held(id, token, &[Status::Received], |r| {
+            r.status = Status::Enqueued
+        })
+        .await
+    }
+
+    async fn abandon(&self, id: &str, token: &str) -> Result<bool, LedgerError> {
+        let (id, token) = (id.to_string(), token.to_string());
+        self.db
+            .transaction(move |tx| {
+                let n = tx
+                    .prepare_cached("DELETE FROM events WHERE id = ?1 AND lease_token = ?2")?
+                    .execute([&id, &token])?;
+                Ok(n == 1)
+            })
+            .await
+            .map_err(LedgerError::Unavailable)
+    }
+
+    async fn claim(&self, claim: &Record, now_ms: i64) -> Result<Claim, LedgerError> {
+        let claim = claim.clone();
+        self.db
+            .transaction(move |tx| {
+                let existing = read(tx, &claim.id)?;
+                if !may_claim(existing.as_ref(), now_ms) {
+                    return Ok(match existing {
+                        Some(r) if r.status == Status::Processed => Claim::Processed(r),
+                        Some(r) => Claim::Busy(r),
+                        None => Claim::Busy(claim),
+                    });
+                }
+                let record = match existing {
+                    None => claim,
+                    Some(mut r) => {
+                        r.status = Status::Processing;
+                        r.lease_until = claim.lease_until;
+                        r.lease_token = claim.lease_token;
+                        r
+                    }
+                };
+                write(tx, &record)?;
+                Ok(Claim::Claimed(record))
+            })
+            .await
+            .map_err(LedgerError::Unavailable)
+    }
+
+    async fn finish(
+        &self,
+        id: &str,
+        token: &str,
+        outcome: &Value,
+        processed_at: &str,
+    ) -> Result<bool, LedgerError> {
+        let (outcome, at) = (outcome.clone(), processed_at.to_string());
+        self.update_held(id, token, &[Status::Processing], move |r| {
+            r.status = Status::Processed;
+            r.outcome = Some(outcome);
+            r.error = None;
+            r.processed_at = Some(at);
+            r.lease_until = 0;
+        })
+        .await
+    }
+
+    async fn fail(&self, id: &str, token: &str, error: &str) -> Result<bool, LedgerError> {
+        let error = error.to_string();
+        self.update_held(id, token, &[Status::Processing], move |r| {
+            r.status = Status::Failed;
+            r.error = Some(error);
+            r.attempts += 1;
+            r.lease_until = 0;
+        })
+        .await
+    }
+
+    async fn get(&self, id: &str) -> Result<Option<Record>, LedgerError> {
+        let id = id.to_string();
+        self.db
+            .transaction(move |tx| read(tx, &id))
+            .await
+            .map_err(LedgerError::Unavailable)
+    }
+}
