@@ -167,3 +167,112 @@ pub fn binary(name: &str) -> PathBuf {
 pub fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
 }
+
+/// A running `zofhook serve`, killed when dropped.
+pub struct Serve {
+    pub child: std::process::Child,
+    /// `http://127.0.0.1:<port>/webhook`
+    pub url: String,
+    /// Everything printed on stdout up to "listening on".
+    pub banner: Vec<String>,
+    pub stderr_log: PathBuf,
+}
+
+impl Serve {
+    /// Starts `zofhook <global args> serve --listen 127.0.0.1:0 <args>` and waits until it listens.
+    pub fn start(global: &[&str], args: &[&str], env: &[(&str, String)]) -> Serve {
+        use std::io::BufRead;
+        let stderr_log = std::env::temp_dir().join(format!("{}.log", unique("zofhook-serve")));
+        let mut child = std::process::Command::new(binary("zofhook"))
+            .args(global)
+            .arg("serve")
+            .args(["--listen", "127.0.0.1:0"])
+            .args(args)
+            .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
+            .env_remove("ZOFHOOK_SECRET")
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::fs::File::create(&stderr_log).unwrap())
+            .spawn()
+            .unwrap();
+        let stdout = child.stdout.take().unwrap();
+        let mut lines = std::io::BufReader::new(stdout).lines();
+        let mut banner = Vec::new();
+        let url = loop {
+            let Some(Ok(line)) = lines.next() else {
+                let status = child.wait().unwrap();
+                panic!(
+                    "zofhook serve exited ({status}) before listening: {banner:?}\n{}",
+                    std::fs::read_to_string(&stderr_log).unwrap_or_default()
+                );
+            };
+            banner.push(line.clone());
+            if let Some(rest) = line.split("listening on ").nth(1) {
+                break rest.trim().to_string();
+            }
+        };
+        // Read the banner's remaining lines, and keep draining stdout so the server never blocks.
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for line in lines.map_while(Result::ok) {
+                let _ = tx.send(line);
+            }
+        });
+        while let Ok(line) = rx.recv_timeout(std::time::Duration::from_millis(300)) {
+            let done = line.contains("webhook secret") || line.contains("stopping");
+            banner.push(line);
+            if done {
+                break;
+            }
+        }
+        Serve {
+            child,
+            url,
+            banner,
+            stderr_log,
+        }
+    }
+
+    pub fn stderr(&self) -> String {
+        std::fs::read_to_string(&self.stderr_log).unwrap_or_default()
+    }
+
+    /// Sends SIGTERM (or SIGKILL) and waits for the exit.
+    pub fn signal(&mut self, signal: &str) -> std::process::ExitStatus {
+        std::process::Command::new("kill")
+            .args([format!("-{signal}"), self.child.id().to_string()])
+            .status()
+            .unwrap();
+        self.child.wait().unwrap()
+    }
+}
+
+impl Drop for Serve {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Runs `zofhook` to completion: (exit code, stdout, stderr).
+pub fn zofhook(args: &[&str], env: &[(&str, String)]) -> (i32, String, String) {
+    let out = std::process::Command::new(binary("zofhook"))
+        .args(args)
+        .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
+        .env_remove("ZOFHOOK_SECRET")
+        .stdin(std::process::Stdio::null())
+        .output()
+        .unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// A fresh, empty data dir.
+pub fn data_dir() -> PathBuf {
+    let dir = std::env::temp_dir().join(unique("zofhook-data"));
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}

@@ -20,6 +20,8 @@ use zofhook_core::sqlite::Db;
 
 /// The file in the data dir that holds the generated secret.
 pub const SECRET_FILE: &str = "secret";
+/// The file in the data dir where `serve` writes the URL it listens on, for `send`.
+pub const URL_FILE: &str = "url";
 
 pub enum Backend {
     Local {

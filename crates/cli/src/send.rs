@@ -14,13 +14,10 @@ use zofhook_core::signature::Verifier;
 
 #[derive(Args, Debug)]
 pub struct SendArgs {
-    /// Where to POST.
-    #[arg(
-        long,
-        env = "ZOFHOOK_URL",
-        default_value = "http://127.0.0.1:3000/webhook"
-    )]
-    pub url: String,
+    /// Where to POST (default: the URL `serve` last listened on with this data dir, else
+    /// http://127.0.0.1:3000/webhook).
+    #[arg(long, env = "ZOFHOOK_URL")]
+    pub url: Option<String>,
     /// The event type.
     #[arg(long = "type", default_value = "run.completed")]
     pub kind: String,
@@ -128,6 +125,12 @@ pub async fn send(global: &Global, config: &Config, args: SendArgs) -> Result<i3
         .ok()
         .and_then(|v| v["id"].as_str().map(str::to_string))
         .unwrap_or_else(|| random_id("msg"));
+    let url = match args.url.clone() {
+        Some(url) => url,
+        None => std::fs::read_to_string(global.data_dir.join(crate::backend::URL_FILE))
+            .map(|u| u.trim().to_string())
+            .unwrap_or_else(|_| "http://127.0.0.1:3000/webhook".to_string()),
+    };
     let client = reqwest::Client::builder()
         .timeout(std::time::Duration::from_secs(15))
         .build()?;
@@ -137,13 +140,13 @@ pub async fn send(global: &Global, config: &Config, args: SendArgs) -> Result<i3
         // Signed afresh each time, as Zof signs each delivery attempt.
         let headers = v.sign_headers(&secrets.current, &body, now_s(), &msg_id);
         let response = client
-            .post(&args.url)
+            .post(&url)
             .headers(headers)
             .header("content-type", "application/json")
             .body(body.clone())
             .send()
             .await
-            .with_context(|| format!("cannot POST to {}", args.url))?;
+            .with_context(|| format!("cannot POST to {url}"))?;
         let status = response.status();
         let text = response.text().await.unwrap_or_default();
         println!("{} {}", status.as_u16(), text.trim());

@@ -2,7 +2,7 @@
 //! on the embedded store or, with `--aws`, on DynamoDB + SQS. SIGINT or SIGTERM: stop
 //! accepting, finish the requests and messages in hand, exit 0.
 
-use crate::backend::{secrets, Backend, SECRET_FILE};
+use crate::backend::{secrets, Backend, SECRET_FILE, URL_FILE};
 use crate::Global;
 use anyhow::{Context, Result};
 use axum::body::Body as HttpBody;
@@ -61,8 +61,14 @@ pub async fn serve(global: &Global, config: Config, args: ServeArgs) -> Result<i
         .with_context(|| format!("cannot listen on {} (--listen)", args.listen))?;
     let addr = listener.local_addr()?;
 
+    let url = format!("http://{addr}/webhook");
+    if !global.aws || global.data_dir.exists() {
+        std::fs::write(global.data_dir.join(URL_FILE), &url).with_context(|| {
+            format!("cannot write {}", global.data_dir.join(URL_FILE).display())
+        })?;
+    }
     let mut out = std::io::stdout().lock();
-    writeln!(out, "zofhook serve: listening on http://{addr}/webhook")?;
+    writeln!(out, "zofhook serve: listening on {url}")?;
     writeln!(out, "zofhook serve: {}", backend.describe(global))?;
     if global.secret.is_none() {
         let path = global.data_dir.join(SECRET_FILE);
