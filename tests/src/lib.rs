@@ -2,6 +2,7 @@
 //! started by `make test`), fresh tables and queues per test, signed events, the built binaries,
 //! and a Lambda Runtime API that drives the real `receiver` and `worker` binaries.
 
+pub mod conformance;
 pub mod lambda;
 pub mod template;
 

@@ -1,0 +1,188 @@
+//! One scenario every `Ledger` must pass the same way: the in-memory, SQLite and DynamoDB
+//! ledgers are three statements of one set of rules.
+
+use serde_json::json;
+use zofhook_core::event::body_sha256;
+use zofhook_core::ledger::{Begin, Claim, Ledger, Record, Status};
+
+const T: i64 = 1_780_000_000_000;
+
+fn record(id: &str, status: Status, lease_until: i64, token: &str) -> Record {
+    Record {
+        id: id.into(),
+        status,
+        kind: "run.completed".into(),
+        body_sha256: body_sha256(id.as_bytes()),
+        organization_id: Some("org_a".into()),
+        run_id: Some("run_1".into()),
+        received_at: zofhook_core::rfc3339(T),
+        lease_until,
+        lease_token: Some(token.into()),
+        attempts: 0,
+        outcome: None,
+        error: None,
+        processed_at: None,
+        expires_at: T / 1000 + 3600,
+    }
+}
+
+/// Runs the scenario; `prefix` keeps ids apart when stores are shared.
+pub async fn exercise(ledger: &dyn Ledger, prefix: &str) {
+    let id = format!("{prefix}_life");
+    let id = id.as_str();
+    let first = record(id, Status::Received, T + 30_000, "r1");
+    assert_eq!(ledger.begin(&first, T).await.unwrap(), Begin::Started);
+    assert_eq!(
+        ledger
+            .begin(&record(id, Status::Received, T + 30_000, "r2"), T)
+            .await
+            .unwrap(),
+        Begin::Exists(Box::new(first.clone()))
+    );
+    assert!(!ledger.mark_enqueued(id, "r2").await.unwrap());
+    assert!(ledger.mark_enqueued(id, "r1").await.unwrap());
+    assert!(
+        !ledger.mark_enqueued(id, "r1").await.unwrap(),
+        "only from received"
+    );
+    // Enqueued is never taken over by a delivery, however old its lease.
+    assert!(matches!(
+        ledger
+            .begin(&record(id, Status::Received, T, "r3"), T + 60_000)
+            .await
+            .unwrap(),
+        Begin::Exists(_)
+    ));
+
+    let claim = record(id, Status::Processing, T + 180_000, "w1");
+    let Claim::Claimed(claimed) = ledger.claim(&claim, T).await.unwrap() else {
+        panic!("claim")
+    };
+    assert_eq!(
+        (claimed.status, claimed.lease_token.as_deref()),
+        (Status::Processing, Some("w1"))
+    );
+    assert!(matches!(
+        ledger
+            .claim(&record(id, Status::Processing, T + 180_000, "w2"), T + 1)
+            .await
+            .unwrap(),
+        Claim::Busy(_)
+    ));
+    assert!(!ledger.fail(id, "w2", "x").await.unwrap());
+    assert!(ledger.fail(id, "w1", "sink down").await.unwrap());
+    let failed = ledger.get(id).await.unwrap().unwrap();
+    assert_eq!(
+        (failed.status, failed.attempts, failed.error.as_deref()),
+        (Status::Failed, 1, Some("sink down"))
+    );
+
+    let Claim::Claimed(_) = ledger
+        .claim(&record(id, Status::Processing, T + 180_000, "w3"), T + 2)
+        .await
+        .unwrap()
+    else {
+        panic!("reclaim")
+    };
+    assert!(!ledger.finish(id, "w1", &json!({}), "t").await.unwrap());
+    assert!(ledger
+        .finish(
+            id,
+            "w3",
+            &json!({"status": "passed"}),
+            "2026-05-20T12:00:02Z"
+        )
+        .await
+        .unwrap());
+    let done = ledger.get(id).await.unwrap().unwrap();
+    assert_eq!(done.status, Status::Processed);
+    assert_eq!(done.outcome, Some(json!({"status": "passed"})));
+    assert_eq!(done.error, None);
+    assert_eq!(done.attempts, 1);
+    assert_eq!(done.processed_at.as_deref(), Some("2026-05-20T12:00:02Z"));
+    assert!(matches!(
+        ledger
+            .claim(&record(id, Status::Processing, T + 180_000, "w4"), T + 3)
+            .await
+            .unwrap(),
+        Claim::Processed(_)
+    ));
+
+    // An expired processing lease is taken over.
+    let stale = format!("{prefix}_stale");
+    ledger
+        .claim(&record(&stale, Status::Processing, T + 10, "w1"), T)
+        .await
+        .unwrap();
+    assert!(matches!(
+        ledger
+            .claim(&record(&stale, Status::Processing, T + 1000, "w2"), T + 11)
+            .await
+            .unwrap(),
+        Claim::Claimed(_)
+    ));
+
+    // Rollback needs the token.
+    let gone = format!("{prefix}_gone");
+    ledger
+        .begin(&record(&gone, Status::Received, T + 30_000, "g1"), T)
+        .await
+        .unwrap();
+    assert!(!ledger.abandon(&gone, "g2").await.unwrap());
+    assert!(ledger.abandon(&gone, "g1").await.unwrap());
+    assert_eq!(ledger.get(&gone).await.unwrap(), None);
+
+    // A stuck `received` is taken over once its lease has run out.
+    let stuck = format!("{prefix}_stuck");
+    ledger
+        .begin(&record(&stuck, Status::Received, T + 5, "s1"), T)
+        .await
+        .unwrap();
+    assert!(matches!(
+        ledger
+            .begin(&record(&stuck, Status::Received, T + 30_000, "s2"), T + 5)
+            .await
+            .unwrap(),
+        Begin::Exists(_)
+    ));
+    assert_eq!(
+        ledger
+            .begin(&record(&stuck, Status::Received, T + 30_000, "s2"), T + 6)
+            .await
+            .unwrap(),
+        Begin::Started
+    );
+
+    // Retention over: the id starts afresh.
+    let old = format!("{prefix}_old");
+    let mut expired = record(&old, Status::Processed, 0, "o1");
+    expired.expires_at = T / 1000 - 1;
+    ledger.begin(&expired, T - 10_000_000).await.unwrap();
+    assert_eq!(
+        ledger
+            .begin(&record(&old, Status::Received, T + 30_000, "o2"), T)
+            .await
+            .unwrap(),
+        Begin::Started
+    );
+
+    // A claim with no record creates it.
+    let orphan = format!("{prefix}_orphan");
+    assert!(matches!(
+        ledger
+            .claim(&record(&orphan, Status::Processing, T + 1000, "w"), T)
+            .await
+            .unwrap(),
+        Claim::Claimed(_)
+    ));
+    assert_eq!(
+        ledger
+            .get(&orphan)
+            .await
+            .unwrap()
+            .unwrap()
+            .run_id
+            .as_deref(),
+        Some("run_1")
+    );
+}
