@@ -567,3 +567,40 @@ async fn aws_mode_runs_the_same_pipeline_on_dynamodb_and_sqs() {
     assert_eq!(code, 0);
     assert_eq!(serde_json::from_str::<Vec<Value>>(&out).unwrap().len(), 2);
 }
+
+#[test]
+fn every_setting_is_a_flag_and_a_variable() {
+    let (code, help, _) = zofhook(&["serve", "--help"], &[]);
+    assert_eq!(code, 0);
+    for setting in zofhook_core::config::SETTINGS {
+        assert!(
+            help.contains(&format!("--{}", setting.flag())),
+            "--{} missing from:\n{help}",
+            setting.flag()
+        );
+        assert!(help.contains(&setting.env()), "{} missing", setting.env());
+    }
+    for flag in [
+        "--data-dir",
+        "--listen",
+        "--workers",
+        "--secret",
+        "--previous-secret",
+        "--aws",
+        "--table-name",
+        "--queue-url",
+        "--dlq-url",
+    ] {
+        assert!(help.contains(flag), "{flag} missing");
+    }
+    // The variable works as well as the flag.
+    let (code, _, err) = zofhook(
+        &["--data-dir", e2e::data_dir().to_str().unwrap(), "serve"],
+        &[("ZOFHOOK_DEDUPE_RETENTION_DAYS", "0".into())],
+    );
+    assert_eq!(code, 2);
+    assert!(
+        err.contains("ZOFHOOK_DEDUPE_RETENTION_DAYS (DedupeRetentionDays)"),
+        "{err}"
+    );
+}
