@@ -2,10 +2,10 @@
 # package registries: it makes .venv with the AWS API emulator itself.
 CARGO ?= cargo
 
-.PHONY: test serve build lint fmt emulator clean
+.PHONY: test serve build lint check-template fmt emulator clean
 
 ## Run the whole test suite: lint, then every test against the AWS API emulator.
-test: lint
+test: lint check-template
 	$(CARGO) build --workspace --bins
 	infra/with-emulator.sh infra/cargo-test.sh
 
@@ -13,6 +13,10 @@ test: lint
 lint:
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
+
+## sam validate --lint, cfn-lint and checkov on template.yaml.
+check-template:
+	infra/check-template.sh
 
 build:
 	$(CARGO) build --workspace --release

@@ -94,3 +94,89 @@ fn scalar(v: &Value) -> String {
         other => panic!("not a scalar: {other:?}"),
     }
 }
+
+impl Template {
+    /// Every name referenced by `!Ref`, `!GetAtt` or `${…}` in `!Sub` outside `Parameters`.
+    pub fn references(&self) -> std::collections::HashSet<String> {
+        let mut found = std::collections::HashSet::new();
+        if let Value::Mapping(top) = &self.doc {
+            for (key, value) in top {
+                if key.as_str() != Some("Parameters") {
+                    collect(value, &mut found);
+                }
+            }
+        }
+        found
+    }
+
+    /// The environment variable names a function gets (Globals and its own).
+    pub fn env_names(&self, function: &str) -> Vec<String> {
+        let mut names = Vec::new();
+        let sources = [
+            self.doc.get("Globals").and_then(|g| g.get("Function")),
+            self.doc
+                .get("Resources")
+                .and_then(|r| r.get(function))
+                .and_then(|f| f.get("Properties")),
+        ];
+        for source in sources.into_iter().flatten() {
+            if let Some(Value::Mapping(vars)) =
+                source.get("Environment").and_then(|e| e.get("Variables"))
+            {
+                names.extend(vars.keys().filter_map(|k| k.as_str().map(str::to_string)));
+            }
+        }
+        names
+    }
+
+    /// The parameter's attribute (`Type`, `NoEcho`, …) as text.
+    pub fn parameter_attr(&self, name: &str, attr: &str) -> Option<String> {
+        self.doc
+            .get("Parameters")
+            .and_then(|p| p.get(name))
+            .and_then(|p| p.get(attr))
+            .map(scalar)
+    }
+}
+
+fn collect(value: &Value, found: &mut std::collections::HashSet<String>) {
+    match value {
+        Value::Tagged(tagged) => {
+            let tag = tagged.tag.to_string();
+            match (tag.as_str(), &tagged.value) {
+                ("!Ref", Value::String(name)) => {
+                    found.insert(name.clone());
+                }
+                ("!GetAtt", Value::String(name)) => {
+                    found.insert(name.split('.').next().unwrap_or_default().to_string());
+                }
+                ("!Sub", Value::String(text)) => sub_names(text, found),
+                _ => {}
+            }
+            collect(&tagged.value, found);
+        }
+        Value::Mapping(map) => {
+            for (k, v) in map {
+                if k.as_str() == Some("Ref") {
+                    if let Some(name) = v.as_str() {
+                        found.insert(name.to_string());
+                    }
+                }
+                collect(v, found);
+            }
+        }
+        Value::Sequence(items) => items.iter().for_each(|v| collect(v, found)),
+        _ => {}
+    }
+}
+
+fn sub_names(text: &str, found: &mut std::collections::HashSet<String>) {
+    let mut rest = text;
+    while let Some(start) = rest.find("${") {
+        let after = &rest[start + 2..];
+        let Some(end) = after.find('}') else { break };
+        let name = &after[..end];
+        found.insert(name.split('.').next().unwrap_or_default().to_string());
+        rest = &after[end + 1..];
+    }
+}

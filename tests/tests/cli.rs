@@ -5,6 +5,8 @@ use e2e::{data_dir, event, zofhook, Serve};
 use serde_json::{json, Value};
 use std::collections::{HashMap, HashSet};
 use std::path::Path;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 use zofhook_core::signature::{Scheme, Secret, Verifier};
 
@@ -371,17 +373,32 @@ fn a_bad_setting_stops_start_up_naming_it() {
     assert!(err.contains("no secret"), "{err}");
 }
 
-/// Fires `n` distinct events concurrently; returns the ids that got a 2xx.
-async fn fire(url: &str, secret: &str, prefix: &str, n: usize) -> HashSet<String> {
+/// Fires `n` distinct events, 50 at a time; returns the ids that got a 2xx. `landed` counts
+/// them as they come back.
+async fn fire_counting(
+    url: &str,
+    secret: &str,
+    prefix: &str,
+    n: usize,
+    landed: Arc<AtomicUsize>,
+) -> HashSet<String> {
     let client = reqwest::Client::builder()
         .timeout(Duration::from_secs(10))
         .build()
         .unwrap();
+    let gate = Arc::new(tokio::sync::Semaphore::new(50));
     let mut tasks = Vec::new();
     for i in 0..n {
-        let (client, url, secret) = (client.clone(), url.to_string(), secret.to_string());
+        let (client, url, secret, landed) = (
+            client.clone(),
+            url.to_string(),
+            secret.to_string(),
+            landed.clone(),
+        );
+        let permit = gate.clone().acquire_owned().await.unwrap();
         let id = format!("{prefix}_{i}");
         tasks.push(tokio::spawn(async move {
+            let _permit = permit;
             let body = event(&id, "org_a", "run_1");
             let sent = client
                 .post(&url)
@@ -390,7 +407,10 @@ async fn fire(url: &str, secret: &str, prefix: &str, n: usize) -> HashSet<String
                 .send()
                 .await;
             match sent {
-                Ok(r) if r.status().is_success() => Some(id),
+                Ok(r) if r.status().is_success() => {
+                    landed.fetch_add(1, Ordering::SeqCst);
+                    Some(id)
+                }
                 _ => None,
             }
         }));
@@ -402,6 +422,10 @@ async fn fire(url: &str, secret: &str, prefix: &str, n: usize) -> HashSet<String
         }
     }
     ok
+}
+
+async fn fire(url: &str, secret: &str, prefix: &str, n: usize) -> HashSet<String> {
+    fire_counting(url, secret, prefix, n, Arc::default()).await
 }
 
 #[tokio::test]
@@ -417,16 +441,29 @@ async fn kill_9_in_flight_then_restart_processes_every_accepted_delivery() {
     let mut serve = Serve::start(&["--data-dir", d], &leases, &[]);
     let secret = secret_in(&dir);
     let url = serve.url.clone();
+    let landed = Arc::new(AtomicUsize::new(0));
     let firing = tokio::spawn({
-        let (url, secret) = (url.clone(), secret.clone());
-        async move { fire(&url, &secret, "evt_kill", 300).await }
+        let (url, secret, landed) = (url.clone(), secret.clone(), landed.clone());
+        async move { fire_counting(&url, &secret, "evt_kill", 2000, landed).await }
     });
-    tokio::time::sleep(Duration::from_millis(150)).await;
+    // Kill while deliveries are in flight: after the first 100 have been answered.
+    let started = Instant::now();
+    while landed.load(Ordering::SeqCst) < 100 {
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "deliveries are not landing"
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
     serve.signal("KILL");
     let accepted = firing.await.unwrap();
+    eprintln!(
+        "kill -9: {} of 2000 deliveries answered 2xx before the kill",
+        accepted.len()
+    );
     assert!(
-        !accepted.is_empty(),
-        "some deliveries landed before the kill"
+        (100..2000).contains(&accepted.len()),
+        "the kill landed mid-stream"
     );
     let _restarted = Serve::start(&["--data-dir", d], &leases, &[]);
     wait_processed(&dir, &accepted, Duration::from_secs(30));

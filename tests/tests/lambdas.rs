@@ -169,6 +169,7 @@ async fn a_signed_event_is_recorded_enqueued_claimed_and_processed() {
     assert_eq!(result["batchItemFailures"], json!([]));
     let logs = worker.logs().await.join("\n");
     assert!(logs.contains("already_processed"), "{logs}");
+    assert!(logs.contains(r#""AlreadyProcessed":1"#), "{logs}");
 
     // One JSON log line per delivery, with id, verdict and duration; never the secret or body.
     let logs = receiver.logs().await;
@@ -181,6 +182,21 @@ async fn a_signed_event_is_recorded_enqueued_claimed_and_processed() {
     assert_eq!(delivery_lines[0]["event_id"], "evt_e2e_1");
     assert_eq!(delivery_lines[0]["verdict"], "accepted");
     assert!(delivery_lines[0]["duration_ms"].is_number());
+    // One Embedded Metric Format line per delivery.
+    let emf: Vec<Value> = logs
+        .iter()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .filter(|v| v.get("_aws").is_some())
+        .collect();
+    assert_eq!(emf.len(), 2, "{logs:?}");
+    assert_eq!(
+        (emf[0]["Accepted"].as_i64(), emf[1]["Duplicate"].as_i64()),
+        (Some(1), Some(1))
+    );
+    assert_eq!(
+        emf[0]["_aws"]["CloudWatchMetrics"][0]["Namespace"],
+        "ZofWebhooks"
+    );
     let all = logs.join("\n");
     assert!(!all.contains("MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"));
     assert!(!all.contains("res_1"), "bodies are not logged");

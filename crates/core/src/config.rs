@@ -90,6 +90,9 @@ settings! {
     STORE_MAX_ATTEMPTS = "StoreMaxAttempts", "3",
         "a whole number from 1 to 10",
         "Attempts per ledger or queue call within its timeout.";
+    METRICS_NAMESPACE = "MetricsNamespace", "ZofWebhooks",
+        "a CloudWatch namespace: 1-255 letters, digits and . - _ / # :",
+        "Namespace of the Embedded Metric Format metrics the functions print.";
     MAX_RECEIVE_COUNT = "MaxReceiveCount", "5",
         "a whole number from 1 to 1000",
         "Receives of a message before it is dead-lettered.";
@@ -166,6 +169,7 @@ pub struct Config {
     pub store_timeout: Duration,
     pub store_max_attempts: u32,
     pub max_receive_count: u32,
+    pub metrics_namespace: String,
 }
 
 impl Default for Config {
@@ -227,6 +231,17 @@ impl Config {
             EventTypes::Only(list)
         };
         let org = text(&ORGANIZATION_ID);
+        let namespace = text(&METRICS_NAMESPACE);
+        if namespace.len() > 255
+            || !namespace
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || ".-_/#: ".contains(c))
+        {
+            return Err(ConfigError::new(
+                &METRICS_NAMESPACE,
+                format!("{namespace:?} is not accepted"),
+            ));
+        }
         Ok(Config {
             scheme,
             signature_header,
@@ -241,6 +256,7 @@ impl Config {
             store_timeout: Duration::from_millis(number(&STORE_TIMEOUT_MS, 50, 9000)?),
             store_max_attempts: number(&STORE_MAX_ATTEMPTS, 1, 10)? as u32,
             max_receive_count: number(&MAX_RECEIVE_COUNT, 1, 1000)? as u32,
+            metrics_namespace: namespace,
         })
     }
 

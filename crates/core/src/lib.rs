@@ -7,6 +7,7 @@ pub mod downstream;
 pub mod event;
 pub mod ledger;
 pub mod logging;
+pub mod metrics;
 pub mod process;
 pub mod queue;
 pub mod receive;

@@ -12,6 +12,7 @@ use std::sync::Arc;
 use zofhook_core::aws::{dynamodb, secretsmanager, sqs};
 use zofhook_core::config::{self, Config};
 use zofhook_core::ledger::dynamodb::DynamoLedger;
+use zofhook_core::metrics::Metrics;
 use zofhook_core::queue::sqs::SqsQueue;
 use zofhook_core::receive::{Body, Delivery, Receiver};
 use zofhook_core::secrets::secretsmanager::SecretsManagerSecrets;
@@ -20,20 +21,21 @@ use zofhook_core::secrets::{CachedSecrets, REFRESH_INTERVAL};
 #[tokio::main]
 async fn main() -> Result<(), Error> {
     zofhook_core::logging::init(true);
-    let receiver = Arc::new(cold_start().await.inspect_err(|e| {
+    let (receiver, metrics) = cold_start().await.inspect_err(|e| {
         tracing::error!(error = %e, "receiver cannot start");
-    })?);
+    })?;
+    let (receiver, metrics) = (Arc::new(receiver), Arc::new(metrics));
     lambda_runtime::run(service_fn(
         move |event: LambdaEvent<ApiGatewayV2httpRequest>| {
-            let receiver = receiver.clone();
-            async move { Ok::<_, Error>(handle(&receiver, event.payload).await) }
+            let (receiver, metrics) = (receiver.clone(), metrics.clone());
+            async move { Ok::<_, Error>(handle(&receiver, &metrics, event.payload).await) }
         },
     ))
     .await
 }
 
 /// Settings, clients and secrets, once per execution environment. Any failure stops the start.
-async fn cold_start() -> Result<Receiver, Error> {
+async fn cold_start() -> Result<(Receiver, Metrics), Error> {
     let env = |name: &str| std::env::var(name).ok();
     let config = Arc::new(Config::from_env()?);
     let table = config::required(env, config::TABLE_NAME_ENV, "the ledger table name")?;
@@ -45,16 +47,23 @@ async fn cold_start() -> Result<Receiver, Error> {
         REFRESH_INTERVAL,
     )
     .await?;
-    Ok(Receiver::new(
+    let metrics = Metrics::new(config.metrics_namespace.clone(), "receiver");
+    let receiver = Receiver::new(
         config,
         Arc::new(secrets),
         Arc::new(DynamoLedger::new(dynamodb::Client::new(&sdk), table)),
         Arc::new(SqsQueue::new(sqs::Client::new(&sdk), queue_url)),
         zofhook_core::system_clock(),
-    ))
+    );
+    Ok((receiver, metrics))
 }
 
-async fn handle(receiver: &Receiver, request: ApiGatewayV2httpRequest) -> ApiGatewayV2httpResponse {
+async fn handle(
+    receiver: &Receiver,
+    metrics: &Metrics,
+    request: ApiGatewayV2httpRequest,
+) -> ApiGatewayV2httpResponse {
+    let started = std::time::Instant::now();
     let body = request.body.as_deref().unwrap_or("");
     let delivery = Delivery {
         method: &request.request_context.http.method,
@@ -66,6 +75,11 @@ async fn handle(receiver: &Receiver, request: ApiGatewayV2httpRequest) -> ApiGat
         },
     };
     let reply = receiver.receive(delivery).await;
+    let elapsed_ms = started.elapsed().as_secs_f64() * 1000.0;
+    println!(
+        "{}",
+        metrics.delivery(&reply, elapsed_ms, zofhook_core::now_ms())
+    );
     let mut headers = HeaderMap::new();
     for (name, value) in reply.headers() {
         if let Ok(value) = HeaderValue::from_str(&value) {

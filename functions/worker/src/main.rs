@@ -8,40 +8,49 @@ use zofhook_core::aws::dynamodb;
 use zofhook_core::config::{self, Config};
 use zofhook_core::downstream::LogDownstream;
 use zofhook_core::ledger::dynamodb::DynamoLedger;
+use zofhook_core::metrics::Metrics;
 use zofhook_core::process::Processor;
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
     zofhook_core::logging::init(true);
-    let processor = Arc::new(cold_start().await.inspect_err(|e| {
+    let (processor, metrics) = cold_start().await.inspect_err(|e| {
         tracing::error!(error = %e, "worker cannot start");
-    })?);
+    })?;
+    let (processor, metrics) = (Arc::new(processor), Arc::new(metrics));
     lambda_runtime::run(service_fn(move |event: LambdaEvent<SqsEvent>| {
-        let processor = processor.clone();
-        async move { Ok::<_, Error>(handle(&processor, event.payload).await) }
+        let (processor, metrics) = (processor.clone(), metrics.clone());
+        async move { Ok::<_, Error>(handle(&processor, &metrics, event.payload).await) }
     }))
     .await
 }
 
-async fn cold_start() -> Result<Processor, Error> {
+async fn cold_start() -> Result<(Processor, Metrics), Error> {
     let env = |name: &str| std::env::var(name).ok();
     let config = Config::from_env()?;
     let table = config::required(env, config::TABLE_NAME_ENV, "the ledger table name")?;
     let sdk = zofhook_core::aws::sdk_config(&config).await;
-    Ok(Processor::new(
+    let processor = Processor::new(
         &config,
         Arc::new(DynamoLedger::new(dynamodb::Client::new(&sdk), table)),
         Arc::new(LogDownstream),
         zofhook_core::system_clock(),
-    ))
+    );
+    Ok((processor, Metrics::new(config.metrics_namespace, "worker")))
 }
 
-async fn handle(processor: &Processor, event: SqsEvent) -> SqsBatchResponse {
+async fn handle(processor: &Processor, metrics: &Metrics, event: SqsEvent) -> SqsBatchResponse {
     let mut response = SqsBatchResponse::default();
     for message in event.records {
+        let started = std::time::Instant::now();
         let handled = processor
             .process(message.body.as_deref().unwrap_or("").as_bytes())
             .await;
+        let elapsed_ms = started.elapsed().as_secs_f64() * 1000.0;
+        println!(
+            "{}",
+            metrics.message(&handled, elapsed_ms, zofhook_core::now_ms())
+        );
         if !handled.acknowledged() {
             let mut failure = BatchItemFailure::default();
             failure.item_identifier = message.message_id.unwrap_or_default();
