@@ -69,9 +69,18 @@ pub async fn exercise(ledger: &dyn Ledger, prefix: &str) {
             .unwrap(),
         Claim::Busy(_)
     ));
-    assert!(!ledger.fail(id, "w2", "x").await.unwrap());
-    assert!(ledger.fail(id, "w1", "sink down").await.unwrap());
+    assert!(!ledger.fail(id, "w2", "x", None).await.unwrap());
+    let partial = json!({"sinks": {"notify": "ok"}});
+    assert!(ledger
+        .fail(id, "w1", "sink down", Some(&partial))
+        .await
+        .unwrap());
     let failed = ledger.get(id).await.unwrap().unwrap();
+    assert_eq!(
+        failed.outcome,
+        Some(partial),
+        "the partial outcome is kept for the retry"
+    );
     assert_eq!(
         (failed.status, failed.attempts, failed.error.as_deref()),
         (Status::Failed, 1, Some("sink down"))

@@ -42,28 +42,14 @@ impl Template {
         overrides: &HashMap<&str, String>,
     ) -> Vec<(String, String)> {
         let params: HashMap<String, Option<String>> = self.parameters().into_iter().collect();
-        let resolve = |value: &Value| -> String {
-            let Value::Tagged(tagged) = value else {
-                return scalar(value);
-            };
-            let target = scalar(&tagged.value);
-            let tag = tagged.tag.to_string();
-            let logical = match tag.as_str() {
-                "!Ref" => target.as_str(),
-                "!GetAtt" => target.split('.').next().unwrap_or_default(),
-                other => panic!("{function}: cannot resolve {other} {target}"),
-            };
-            if let Some(v) = overrides.get(logical) {
-                return v.clone();
-            }
-            if let Some(default) = params.get(logical) {
-                return default.clone().unwrap_or_default();
-            }
-            resources
+        let param = |logical: &str| -> Option<String> {
+            overrides
                 .get(logical)
                 .cloned()
-                .unwrap_or_else(|| panic!("{function}: no value for {tag} {target}"))
+                .or_else(|| params.get(logical).map(|d| d.clone().unwrap_or_default()))
         };
+        let resolve =
+            |value: &Value| -> String { self.resolve(function, value, &param, resources) };
         let mut env = Vec::new();
         let sources = [
             self.doc.get("Globals").and_then(|g| g.get("Function")),
@@ -82,6 +68,71 @@ impl Template {
             }
         }
         env
+    }
+}
+
+impl Template {
+    fn resolve(
+        &self,
+        function: &str,
+        value: &Value,
+        param: &dyn Fn(&str) -> Option<String>,
+        resources: &HashMap<&str, String>,
+    ) -> String {
+        let Value::Tagged(tagged) = value else {
+            return scalar(value);
+        };
+        let tag = tagged.tag.to_string();
+        if tag == "!If" {
+            let Value::Sequence(parts) = &tagged.value else {
+                panic!("{function}: bad !If")
+            };
+            let chosen = if self.condition(&scalar(&parts[0]), param) {
+                &parts[1]
+            } else {
+                &parts[2]
+            };
+            return self.resolve(function, chosen, param, resources);
+        }
+        let target = scalar(&tagged.value);
+        let logical = match tag.as_str() {
+            "!Ref" => target.as_str(),
+            "!GetAtt" => target.split('.').next().unwrap_or_default(),
+            other => panic!("{function}: cannot resolve {other} {target}"),
+        };
+        param(logical)
+            .or_else(|| resources.get(logical).cloned())
+            .unwrap_or_else(|| panic!("{function}: no value for {tag} {target}"))
+    }
+
+    /// Evaluates a condition made of `!Equals`, `!Not` and `!Ref` to parameters.
+    fn condition(&self, name: &str, param: &dyn Fn(&str) -> Option<String>) -> bool {
+        let expr = self
+            .doc
+            .get("Conditions")
+            .and_then(|c| c.get(name))
+            .unwrap_or_else(|| panic!("no condition {name}"));
+        eval(expr, param)
+    }
+}
+
+fn eval(expr: &Value, param: &dyn Fn(&str) -> Option<String>) -> bool {
+    let Value::Tagged(tagged) = expr else {
+        panic!("not a condition: {expr:?}")
+    };
+    let Value::Sequence(args) = &tagged.value else {
+        panic!("bad condition {expr:?}")
+    };
+    let operand = |v: &Value| match v {
+        Value::Tagged(t) if t.tag.to_string() == "!Ref" => {
+            param(&scalar(&t.value)).unwrap_or_default()
+        }
+        other => scalar(other),
+    };
+    match tagged.tag.to_string().as_str() {
+        "!Equals" => operand(&args[0]) == operand(&args[1]),
+        "!Not" => !eval(&args[0], param),
+        other => panic!("condition function {other} is not supported here"),
     }
 }
 

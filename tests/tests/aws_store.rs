@@ -196,8 +196,8 @@ async fn finish_and_fail_need_the_current_token() {
     let t = now();
     let claim = record("evt_tok", Status::Processing, t + 60_000, "mine");
     l.claim(&claim, t).await.unwrap();
-    assert!(!l.fail("evt_tok", "theirs", "nope").await.unwrap());
-    assert!(l.fail("evt_tok", "mine", "sink down").await.unwrap());
+    assert!(!l.fail("evt_tok", "theirs", "nope", None).await.unwrap());
+    assert!(l.fail("evt_tok", "mine", "sink down", None).await.unwrap());
     let failed = l.get("evt_tok").await.unwrap().unwrap();
     assert_eq!((failed.status, failed.attempts), (Status::Failed, 1));
     assert_eq!(failed.error.as_deref(), Some("sink down"));

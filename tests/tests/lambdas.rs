@@ -160,7 +160,7 @@ async fn a_signed_event_is_recorded_enqueued_claimed_and_processed() {
     assert_eq!(record.status, Status::Processed);
     assert_eq!(
         record.outcome,
-        Some(json!({"status": "unknown", "run": null}))
+        Some(json!({"status": "unknown", "run": null, "sinks": {}}))
     );
     assert!(record.processed_at.is_some());
 

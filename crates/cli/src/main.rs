@@ -59,6 +59,14 @@ pub struct Global {
         hide_env_values = true
     )]
     pub previous_secret: Option<String>,
+    /// The Zof API token (for reconciliation with ZofApiBaseUrl).
+    #[arg(
+        long,
+        global = true,
+        env = "ZOFHOOK_ZOF_API_TOKEN",
+        hide_env_values = true
+    )]
+    pub zof_api_token: Option<String>,
     /// Log format on stderr.
     #[arg(long, global = true, env = "ZOFHOOK_LOG_FORMAT", default_value = "text", value_parser = ["text", "json"])]
     pub log_format: String,

@@ -17,7 +17,7 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::watch;
 use zofhook_core::config::Config;
-use zofhook_core::downstream::LogDownstream;
+use zofhook_core::downstream::Sinks;
 use zofhook_core::process::Processor;
 use zofhook_core::queue::Inbox;
 use zofhook_core::receive::{Body, Delivery, Receiver, Reply, Verdict};
@@ -50,10 +50,18 @@ pub async fn serve(global: &Global, config: Config, args: ServeArgs) -> Result<i
         backend.queue(),
         zofhook_core::system_clock(),
     ));
+    let bus = match &config.event_bus_name {
+        Some(_) => Some(zofhook_core::aws::eventbridge::Client::new(
+            &zofhook_core::aws::sdk_config(&config).await,
+        )),
+        None => None,
+    };
+    let sinks = Sinks::from_config(&config, global.zof_api_token.clone(), bus)
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
     let processor = Arc::new(Processor::new(
         &config,
         backend.ledger(),
-        Arc::new(LogDownstream),
+        Arc::new(sinks),
         zofhook_core::system_clock(),
     ));
     let listener = tokio::net::TcpListener::bind(&args.listen)

@@ -78,7 +78,7 @@ settings! {
     RECEIVE_LEASE_SECONDS = "ReceiveLeaseSeconds", "30",
         "a whole number of seconds from 1 to 3600",
         "How long a delivery in flight holds its id before another delivery may take it over.";
-    PROCESSING_LEASE_SECONDS = "ProcessingLeaseSeconds", "180",
+    PROCESSING_LEASE_SECONDS = "ProcessingLeaseSeconds", "360",
         "a whole number of seconds from 1 to 43200",
         "How long the worker holds an event it is processing (the queue's visibility timeout).";
     RESPONSE_DEADLINE_MS = "ResponseDeadlineMs", "8000",
@@ -90,6 +90,24 @@ settings! {
     STORE_MAX_ATTEMPTS = "StoreMaxAttempts", "3",
         "a whole number from 1 to 10",
         "Attempts per ledger or queue call within its timeout.";
+    ZOF_API_BASE_URL = "ZofApiBaseUrl", "",
+        "an http:// or https:// URL, or empty to skip reconciliation",
+        "Zof API the worker asks for the run's state (GET /v1/runs/{run_id}).";
+    NOTIFY_URL = "NotifyUrl", "",
+        "an http:// or https:// URL, or empty for none",
+        "Where the worker POSTs a notification for each processed event.";
+    NOTIFY_FORMAT = "NotifyFormat", "json",
+        "json or slack",
+        "Body of the notification: DESIGN.md's JSON, or Slack's {\"text\": …}.";
+    EVENT_BUS_NAME = "EventBusName", "",
+        "an EventBridge bus name, or empty for none",
+        "EventBridge bus that gets one entry per processed event.";
+    DOWNSTREAM_TIMEOUT_MS = "DownstreamTimeoutMs", "5000",
+        "a whole number of milliseconds from 100 to 60000",
+        "Timeout of one call to the Zof API, the notify URL or EventBridge.";
+    DOWNSTREAM_MAX_ATTEMPTS = "DownstreamMaxAttempts", "3",
+        "a whole number from 1 to 10",
+        "Attempts per downstream call (backoff with jitter, Retry-After honoured).";
     METRICS_NAMESPACE = "MetricsNamespace", "ZofWebhooks",
         "a CloudWatch namespace: 1-255 letters, digits and . - _ / # :",
         "Namespace of the Embedded Metric Format metrics the functions print.";
@@ -105,6 +123,16 @@ pub const SECRET_ARN_ENV: &str = "ZOFHOOK_SECRET_ARN";
 /// Webhook secrets given directly (local runs and tests).
 pub const SECRET_ENV: &str = "ZOFHOOK_SECRET";
 pub const PREVIOUS_SECRET_ENV: &str = "ZOFHOOK_PREVIOUS_SECRET";
+/// The Zof API token: given directly (local), or the ARN of its Secrets Manager secret (AWS).
+pub const ZOF_API_TOKEN_ENV: &str = "ZOFHOOK_ZOF_API_TOKEN";
+pub const ZOF_API_TOKEN_ARN_ENV: &str = "ZOFHOOK_ZOF_API_TOKEN_ARN";
+
+/// The body format of the notification.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NotifyFormat {
+    Json,
+    Slack,
+}
 
 /// A setting with a value it does not accept.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -170,6 +198,12 @@ pub struct Config {
     pub store_max_attempts: u32,
     pub max_receive_count: u32,
     pub metrics_namespace: String,
+    pub zof_api_base_url: Option<String>,
+    pub notify_url: Option<String>,
+    pub notify_format: NotifyFormat,
+    pub event_bus_name: Option<String>,
+    pub downstream_timeout: Duration,
+    pub downstream_max_attempts: u32,
 }
 
 impl Default for Config {
@@ -230,6 +264,41 @@ impl Config {
             }
             EventTypes::Only(list)
         };
+        let url = |s: &Setting| -> Result<Option<String>, ConfigError> {
+            let raw = text(s);
+            if raw.is_empty() {
+                return Ok(None);
+            }
+            let ok = (raw.starts_with("http://") || raw.starts_with("https://"))
+                && raw.len() > "https://".len()
+                && !raw.contains(char::is_whitespace);
+            if ok {
+                Ok(Some(raw.trim_end_matches('/').to_string()))
+            } else {
+                Err(ConfigError::new(s, format!("{raw:?} is not accepted")))
+            }
+        };
+        let notify_format = match text(&NOTIFY_FORMAT).as_str() {
+            "json" => NotifyFormat::Json,
+            "slack" => NotifyFormat::Slack,
+            other => {
+                return Err(ConfigError::new(
+                    &NOTIFY_FORMAT,
+                    format!("{other:?} is not accepted"),
+                ))
+            }
+        };
+        let bus = text(&EVENT_BUS_NAME);
+        if bus.len() > 256
+            || !bus
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || "._-/".contains(c))
+        {
+            return Err(ConfigError::new(
+                &EVENT_BUS_NAME,
+                format!("{bus:?} is not accepted"),
+            ));
+        }
         let org = text(&ORGANIZATION_ID);
         let namespace = text(&METRICS_NAMESPACE);
         if namespace.len() > 255
@@ -257,6 +326,12 @@ impl Config {
             store_max_attempts: number(&STORE_MAX_ATTEMPTS, 1, 10)? as u32,
             max_receive_count: number(&MAX_RECEIVE_COUNT, 1, 1000)? as u32,
             metrics_namespace: namespace,
+            zof_api_base_url: url(&ZOF_API_BASE_URL)?,
+            notify_url: url(&NOTIFY_URL)?,
+            notify_format,
+            event_bus_name: (!bus.is_empty()).then_some(bus),
+            downstream_timeout: Duration::from_millis(number(&DOWNSTREAM_TIMEOUT_MS, 100, 60_000)?),
+            downstream_max_attempts: number(&DOWNSTREAM_MAX_ATTEMPTS, 1, 10)? as u32,
         })
     }
 
@@ -376,6 +451,10 @@ mod tests {
             ("ZOFHOOK_DEDUPE_RETENTION_DAYS", "thirty"),
             ("ZOFHOOK_EVENT_TYPES", ",,"),
             ("ZOFHOOK_RESPONSE_DEADLINE_MS", "10000"),
+            ("ZOFHOOK_ZOF_API_BASE_URL", "ftp://zof"),
+            ("ZOFHOOK_NOTIFY_URL", "hooks.slack.com/x"),
+            ("ZOFHOOK_NOTIFY_FORMAT", "xml"),
+            ("ZOFHOOK_EVENT_BUS_NAME", "bad bus"),
         ] {
             let err = with(&[(env, value)]).unwrap_err();
             assert_eq!(err.env, env);

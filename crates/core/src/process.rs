@@ -120,8 +120,8 @@ impl Processor {
             tokio::time::timeout(self.lease, self.downstream.deliver(envelope, &record))
                 .await
                 .unwrap_or_else(|_| {
-                    Err(crate::downstream::DownstreamError(
-                        "downstream work outlived the processing lease".into(),
+                    Err(crate::downstream::DownstreamError::retryable(
+                        "downstream work outlived the processing lease",
                     ))
                 });
         match delivered {
@@ -141,12 +141,21 @@ impl Processor {
             }
             Err(e) => {
                 if let Err(le) = self
-                    .bounded(self.ledger.fail(&envelope.id, &token, &e.0))
+                    .bounded(
+                        self.ledger
+                            .fail(&envelope.id, &token, &e.message, e.partial.as_ref()),
+                    )
                     .await
                 {
                     tracing::warn!(event_id = %envelope.id, error = %le, "could not record the failure");
                 }
-                Handled::Retry(e.0)
+                let kind = if e.permanent {
+                    "permanent failure"
+                } else {
+                    "failure"
+                };
+                tracing::warn!(event_id = %envelope.id, kind, error = %e.message, "downstream failed");
+                Handled::Retry(e.message)
             }
         }
     }

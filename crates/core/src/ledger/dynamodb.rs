@@ -315,13 +315,24 @@ impl Ledger for DynamoLedger {
         held(result)
     }
 
-    async fn fail(&self, id: &str, token: &str, error: &str) -> Result<bool, LedgerError> {
-        let result = self
-            .update_held(id, token)
-            .update_expression(
-                "SET #s = :failed, #error = :error, lease_until = :zero, \
-                 attempts = if_not_exists(attempts, :zero) + :one",
-            )
+    async fn fail(
+        &self,
+        id: &str,
+        token: &str,
+        error: &str,
+        partial: Option<&Value>,
+    ) -> Result<bool, LedgerError> {
+        let mut set = String::from(
+            "SET #s = :failed, #error = :error, lease_until = :zero, \
+             attempts = if_not_exists(attempts, :zero) + :one",
+        );
+        let mut request = self.update_held(id, token);
+        if let Some(partial) = partial {
+            set.push_str(", outcome = :outcome");
+            request = request.expression_attribute_values(":outcome", s(&partial.to_string()));
+        }
+        let result = request
+            .update_expression(set)
             .condition_expression("lease_token = :t AND #s = :processing")
             .expression_attribute_names("#error", "error")
             .expression_attribute_values(":failed", s(Status::Failed.as_str()))

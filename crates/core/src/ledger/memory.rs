@@ -128,8 +128,17 @@ impl Ledger for MemoryLedger {
         })
     }
 
-    async fn fail(&self, id: &str, token: &str, error: &str) -> Result<bool, LedgerError> {
+    async fn fail(
+        &self,
+        id: &str,
+        token: &str,
+        error: &str,
+        partial: Option<&Value>,
+    ) -> Result<bool, LedgerError> {
         self.update_held(id, token, &[Status::Processing], |r| {
+            if let Some(partial) = partial {
+                r.outcome = Some(partial.clone());
+            }
             r.status = Status::Failed;
             r.error = Some(error.to_string());
             r.attempts += 1;

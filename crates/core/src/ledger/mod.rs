@@ -169,7 +169,15 @@ pub trait Ledger: Send + Sync {
         processed_at: &str,
     ) -> Result<bool, LedgerError>;
     /// `processing` → `failed` with the error and one more attempt, if still held by `token`.
-    async fn fail(&self, id: &str, token: &str, error: &str) -> Result<bool, LedgerError>;
+    /// `partial`, when given, replaces the outcome: what this attempt did achieve (the sinks
+    /// that succeeded), so the retry does not repeat it.
+    async fn fail(
+        &self,
+        id: &str,
+        token: &str,
+        error: &str,
+        partial: Option<&Value>,
+    ) -> Result<bool, LedgerError>;
     async fn get(&self, id: &str) -> Result<Option<Record>, LedgerError>;
 }
 

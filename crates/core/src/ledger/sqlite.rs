@@ -208,9 +208,18 @@ impl Ledger for SqliteLedger {
         .await
     }
 
-    async fn fail(&self, id: &str, token: &str, error: &str) -> Result<bool, LedgerError> {
-        let error = error.to_string();
+    async fn fail(
+        &self,
+        id: &str,
+        token: &str,
+        error: &str,
+        partial: Option<&Value>,
+    ) -> Result<bool, LedgerError> {
+        let (error, partial) = (error.to_string(), partial.cloned());
         self.update_held(id, token, &[Status::Processing], move |r| {
+            if let Some(partial) = partial {
+                r.outcome = Some(partial);
+            }
             r.status = Status::Failed;
             r.error = Some(error);
             r.attempts += 1;

@@ -35,7 +35,7 @@ impl Downstream for Flaky {
             .push(record.outcome.clone());
         let n = self.calls.fetch_add(1, Ordering::SeqCst);
         if n < self.failures {
-            Err(DownstreamError(format!("sink down (call {n})")))
+            Err(DownstreamError::retryable(format!("sink down (call {n})")))
         } else {
             Ok(json!({"status": "passed"}))
         }

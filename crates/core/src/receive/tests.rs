@@ -476,7 +476,13 @@ impl Ledger for HungLedger {
     async fn finish(&self, _: &str, _: &str, _: &Value, _: &str) -> Result<bool, LedgerError> {
         std::future::pending().await
     }
-    async fn fail(&self, _: &str, _: &str, _: &str) -> Result<bool, LedgerError> {
+    async fn fail(
+        &self,
+        _: &str,
+        _: &str,
+        _: &str,
+        _: Option<&Value>,
+    ) -> Result<bool, LedgerError> {
         std::future::pending().await
     }
     async fn get(&self, _: &str) -> Result<Option<Record>, LedgerError> {

@@ -25,16 +25,20 @@ impl SecretsManagerSecrets {
 #[async_trait]
 impl FetchSecrets for SecretsManagerSecrets {
     async fn fetch(&self) -> Result<Secrets, SecretFetchError> {
-        let out = self
-            .client
-            .get_secret_value()
-            .secret_id(&self.secret_id)
-            .send()
-            .await
-            .map_err(|e| SecretFetchError::Unavailable(DisplayErrorContext(&e).to_string()))?;
-        let text = out
-            .secret_string()
-            .ok_or_else(|| SecretFetchError::Invalid("the secret has no string value".into()))?;
-        parse_stored(text)
+        parse_stored(&secret_string(&self.client, &self.secret_id).await?)
     }
+}
+
+/// A secret's string value (the webhook secrets, or the Zof API token).
+pub async fn secret_string(client: &Client, secret_id: &str) -> Result<String, SecretFetchError> {
+    let out = client
+        .get_secret_value()
+        .secret_id(secret_id)
+        .send()
+        .await
+        .map_err(|e| SecretFetchError::Unavailable(DisplayErrorContext(&e).to_string()))?;
+    out.secret_string()
+        .map(|s| s.trim().to_string())
+        .filter(|s| !s.is_empty())
+        .ok_or_else(|| SecretFetchError::Invalid("the secret has no string value".into()))
 }
