@@ -3,6 +3,7 @@
 //! and a Lambda Runtime API that drives the real `receiver` and `worker` binaries.
 
 pub mod conformance;
+pub mod fake;
 pub mod lambda;
 pub mod template;
 

@@ -124,9 +124,7 @@ fn eval(expr: &Value, param: &dyn Fn(&str) -> Option<String>) -> bool {
         panic!("bad condition {expr:?}")
     };
     let operand = |v: &Value| match v {
-        Value::Tagged(t) if t.tag.to_string() == "!Ref" => {
-            param(&scalar(&t.value)).unwrap_or_default()
-        }
+        Value::Tagged(t) if t.tag == "!Ref" => param(&scalar(&t.value)).unwrap_or_default(),
         other => scalar(other),
     };
     match tagged.tag.to_string().as_str() {

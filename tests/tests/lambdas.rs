@@ -36,10 +36,21 @@ async fn stack(overrides: &[(&'static str, &str)]) -> Stack {
         .arn()
         .unwrap()
         .to_string();
+    let token_arn = secrets
+        .create_secret()
+        .name(e2e::unique("zof-api-token"))
+        .secret_string("tok_from_secrets_manager")
+        .send()
+        .await
+        .unwrap()
+        .arn()
+        .unwrap()
+        .to_string();
     let resources: HashMap<&str, String> = HashMap::from([
         ("LedgerTable", table.clone()),
         ("EventQueue", queue_url.clone()),
         ("WebhookSecretValue", secret_arn),
+        ("ZofApiTokenSecret", token_arn),
     ]);
     let overrides: HashMap<&str, String> =
         overrides.iter().map(|(k, v)| (*k, v.to_string())).collect();
@@ -347,4 +358,56 @@ async fn a_bad_setting_in_the_template_stops_the_start_naming_it() {
             .contains("ZOFHOOK_MAX_BODY_BYTES (MaxBodyBytes)"),
         "{logs:?}"
     );
+}
+
+#[tokio::test]
+async fn the_worker_lambda_reconciles_and_notifies_with_the_token_from_secrets_manager() {
+    use e2e::fake::{answer, Fake};
+    let fake = Fake::default();
+    fake.script(
+        "/v1/runs/run_7",
+        vec![],
+        answer(200, json!({"id": "run_7", "state": "canceled"})),
+    );
+    fake.script("/hook", vec![], answer(200, json!({})));
+    let base = fake.start().await;
+    let notify = format!("{base}/hook");
+    let s = stack(&[
+        ("ZofApiBaseUrl", &base),
+        ("ZofApiToken", "set"),
+        ("NotifyUrl", &notify),
+        ("NotifyFormat", "slack"),
+    ])
+    .await;
+    let worker = Function::start(&binary("worker"), "worker", &s.worker_env).await;
+    let body = String::from_utf8(event("evt_e2e_ds", "org_a", "run_7")).unwrap();
+    let result = worker
+        .invoke(sqs_event(&[("m-1".into(), body)]))
+        .await
+        .unwrap();
+    assert_eq!(
+        result["batchItemFailures"],
+        json!([]),
+        "{:?}",
+        worker.logs().await
+    );
+    let record = s.ledger.get("evt_e2e_ds").await.unwrap().unwrap();
+    assert_eq!(record.outcome.as_ref().unwrap()["status"], "canceled");
+    assert_eq!(
+        fake.seen("/v1/runs/run_7")[0].headers["authorization"],
+        "Bearer tok_from_secrets_manager"
+    );
+    let text = fake.seen("/hook")[0].body["text"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(
+        text.contains("*canceled*") && text.contains("run_7"),
+        "{text}"
+    );
+    assert!(!worker
+        .logs()
+        .await
+        .join("\n")
+        .contains("tok_from_secrets_manager"));
 }
