@@ -2,7 +2,7 @@
 # package registries: it makes .venv with the AWS API emulator itself.
 CARGO ?= cargo
 
-.PHONY: test serve build lint check-template fmt emulator clean
+.PHONY: test serve build package lint check-template fmt emulator clean
 
 ## Run the whole test suite: lint, then every test against the AWS API emulator.
 test: lint check-template
@@ -20,6 +20,14 @@ check-template:
 
 build:
 	$(CARGO) build --workspace --release
+
+## The whole pipeline locally on the embedded store (README's first command).
+serve:
+	$(CARGO) run --release -p zofhook -- serve
+
+## Deployment packages with sam build (cargo lambda + Zig), then the Lambda tests on them.
+package:
+	infra/package.sh x86_64
 
 fmt:
 	$(CARGO) fmt --all

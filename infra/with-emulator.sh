@@ -22,4 +22,8 @@ PY
 done
 echo "AWS API emulator (moto) on 127.0.0.1:$port, log $log" >&2
 export ZOFHOOK_TEST_AWS_ENDPOINT="http://127.0.0.1:$port"
-"$@"
+status=0
+"$@" || status=$?
+# Keep the emulator's log only when something failed.
+[ "$status" -ne 0 ] || rm -f "$log"
+exit "$status"

@@ -148,8 +148,28 @@ pub fn now_s() -> i64 {
     zofhook_core::now_ms() / 1000
 }
 
-/// A binary of the workspace, built by `make test` before the tests run.
+/// Where `sam build` left the packaged bootstraps; when set, the Lambda tests run those.
+pub const LAMBDA_BUILD_DIR_ENV: &str = "ZOFHOOK_LAMBDA_BUILD_DIR";
+
+/// A binary of the workspace, built by `make test` before the tests run; for `receiver` and
+/// `worker`, the packaged `bootstrap` from `sam build` when `ZOFHOOK_LAMBDA_BUILD_DIR` is set.
 pub fn binary(name: &str) -> PathBuf {
+    if let Ok(dir) = std::env::var(LAMBDA_BUILD_DIR_ENV) {
+        let function = match name {
+            "receiver" => Some("ReceiverFunction"),
+            "worker" => Some("WorkerFunction"),
+            _ => None,
+        };
+        if let Some(function) = function {
+            let path = PathBuf::from(dir).join(function).join("bootstrap");
+            assert!(
+                path.exists(),
+                "{} is missing: run `sam build` first",
+                path.display()
+            );
+            return path;
+        }
+    }
     // target/debug/deps/<test> -> target/debug/<name>
     let mut path = std::env::current_exe().unwrap();
     path.pop();
