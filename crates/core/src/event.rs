@@ -58,9 +58,74 @@ pub fn body_sha256(body: &[u8]) -> String {
     hex::encode(Sha256::digest(body))
 }
 
+/// Parses JSON refusing duplicate object keys anywhere: `{"id":"a","id":"b"}` means one thing to
+/// us and maybe another to the next parser, so a signed body must not be ambiguous.
+pub fn strict_json(body: &[u8]) -> Result<Value, serde_json::Error> {
+    use serde::de::DeserializeSeed;
+    let mut de = serde_json::Deserializer::from_slice(body);
+    let value = Strict.deserialize(&mut de)?;
+    de.end()?;
+    Ok(value)
+}
+
+struct Strict;
+
+impl<'de> serde::de::DeserializeSeed<'de> for Strict {
+    type Value = Value;
+    fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<Value, D::Error> {
+        d.deserialize_any(Strict)
+    }
+}
+
+impl<'de> serde::de::Visitor<'de> for Strict {
+    type Value = Value;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("JSON")
+    }
+    fn visit_bool<E>(self, v: bool) -> Result<Value, E> {
+        Ok(Value::Bool(v))
+    }
+    fn visit_i64<E>(self, v: i64) -> Result<Value, E> {
+        Ok(Value::from(v))
+    }
+    fn visit_u64<E>(self, v: u64) -> Result<Value, E> {
+        Ok(Value::from(v))
+    }
+    fn visit_f64<E>(self, v: f64) -> Result<Value, E> {
+        Ok(Value::from(v))
+    }
+    fn visit_str<E>(self, v: &str) -> Result<Value, E> {
+        Ok(Value::String(v.to_string()))
+    }
+    fn visit_string<E>(self, v: String) -> Result<Value, E> {
+        Ok(Value::String(v))
+    }
+    fn visit_unit<E>(self) -> Result<Value, E> {
+        Ok(Value::Null)
+    }
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<Value, A::Error> {
+        let mut items = Vec::new();
+        while let Some(item) = seq.next_element_seed(Strict)? {
+            items.push(item);
+        }
+        Ok(Value::Array(items))
+    }
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Value, A::Error> {
+        let mut object = serde_json::Map::new();
+        while let Some(key) = map.next_key::<String>()? {
+            if object.contains_key(&key) {
+                return Err(serde::de::Error::custom(format!("duplicate key {key:?}")));
+            }
+            let value = map.next_value_seed(Strict)?;
+            object.insert(key, value);
+        }
+        Ok(Value::Object(object))
+    }
+}
+
 pub fn parse(body: &[u8]) -> Result<Envelope, EnvelopeError> {
-    let value: Value =
-        serde_json::from_slice(body).map_err(|e| EnvelopeError::NotJson(e.to_string()))?;
+    let value = strict_json(body).map_err(|e| EnvelopeError::NotJson(e.to_string()))?;
     let Value::Object(top) = value else {
         return Err(EnvelopeError::NotAnObject);
     };
@@ -194,6 +259,28 @@ mod tests {
             with("data", "{\"object\":{\"run_id\":7}}"),
             Err(EnvelopeError::NotAString("data.object.run_id"))
         );
+    }
+
+    #[test]
+    fn duplicate_keys_are_refused_at_any_depth() {
+        for body in [
+            r#"{"id":"a","id":"b"}"#,
+            r#"{"id":"e","type":"t","created":"2026-05-20T12:00:00Z","data":{"object":{"run_id":"1","run_id":"2"}}}"#,
+            r#"{"x":[{"k":1,"k":1}]}"#,
+        ] {
+            let err = parse(body.as_bytes()).unwrap_err();
+            assert!(
+                matches!(&err, EnvelopeError::NotJson(m) if m.contains("duplicate key")),
+                "{body}: {err}"
+            );
+        }
+        // Same key in different objects is fine, and values keep their JSON types.
+        let v = strict_json(br#"{"a":{"k":1},"b":{"k":[1.5,-2,true,null,"s"]}}"#).unwrap();
+        assert_eq!(
+            v,
+            serde_json::json!({"a":{"k":1},"b":{"k":[1.5,-2,true,null,"s"]}})
+        );
+        assert!(strict_json(b"{} x").is_err(), "trailing bytes");
     }
 
     #[test]
