@@ -1,0 +1,248 @@
+//! The no-loss promise under load and faults, on the real `zofhook serve`: duplicates in random
+//! order, a downstream that fails until the event is dead-lettered, then redrive.
+
+use e2e::fake::{answer, Fake};
+use e2e::{data_dir, event, zofhook, Serve};
+use serde_json::{json, Value};
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use zofhook_core::signature::{Scheme, Secret, Verifier};
+
+fn signature(secret: &str, body: &[u8]) -> String {
+    let v = Verifier::new(
+        Scheme::HmacSha256,
+        http::HeaderName::from_static("zof-signature"),
+        300,
+    );
+    v.sign(&Secret::parse(secret).unwrap(), body, e2e::now_s(), "")
+        .remove(0)
+        .1
+}
+
+/// 2,000 deliveries of 400 ids (each sent 1–10 times), shuffled, 50 at a time. Returns the
+/// verdict counts per id.
+async fn storm(url: &str, secret: &str, prefix: &str) -> HashMap<String, HashMap<String, usize>> {
+    // A fixed plan: id i is sent 1 + (i * 7919 % 10) times; the order is a fixed shuffle.
+    let mut plan: Vec<String> = Vec::new();
+    let mut i = 0;
+    while plan.len() < 2000 {
+        for _ in 0..(1 + (i * 7919) % 10) {
+            plan.push(format!("{prefix}_{i}"));
+        }
+        i += 1;
+    }
+    let mut state: u64 = 0x2545_f491_4f6c_dd1d;
+    for k in (1..plan.len()).rev() {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        plan.swap(k, (state % (k as u64 + 1)) as usize);
+    }
+    let client = reqwest::Client::builder()
+        .timeout(Duration::from_secs(15))
+        .build()
+        .unwrap();
+    let gate = Arc::new(tokio::sync::Semaphore::new(50));
+    let mut tasks = Vec::new();
+    for id in plan {
+        let (client, url, secret) = (client.clone(), url.to_string(), secret.to_string());
+        let permit = gate.clone().acquire_owned().await.unwrap();
+        tasks.push(tokio::spawn(async move {
+            let _permit = permit;
+            let body = event(&id, "org_a", &format!("run_{id}"));
+            // Zof retries a 503 (in_progress / unavailable) until it gets an answer.
+            loop {
+                let response = client
+                    .post(&url)
+                    .header("zof-signature", signature(&secret, &body))
+                    .body(body.clone())
+                    .send()
+                    .await
+                    .unwrap();
+                let status = response.status().as_u16();
+                let reply: Value = response.json().await.unwrap();
+                if status == 503 {
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                    continue;
+                }
+                assert_eq!(status, 200, "{reply}");
+                return (id, reply["status"].as_str().unwrap().to_string());
+            }
+        }));
+    }
+    let mut verdicts: HashMap<String, HashMap<String, usize>> = HashMap::new();
+    for t in tasks {
+        let (id, verdict) = t.await.unwrap();
+        *verdicts.entry(id).or_default().entry(verdict).or_default() += 1;
+    }
+    verdicts
+}
+
+fn assert_exactly_one_accepted(verdicts: &HashMap<String, HashMap<String, usize>>) {
+    for (id, counts) in verdicts {
+        assert_eq!(counts.get("accepted"), Some(&1), "{id}: {counts:?}");
+        assert_eq!(
+            counts
+                .keys()
+                .filter(|k| *k != "accepted" && *k != "duplicate")
+                .count(),
+            0,
+            "{id}: {counts:?}"
+        );
+    }
+}
+
+async fn wait_notified(
+    fake: &Fake,
+    ids: &HashSet<String>,
+    within: Duration,
+) -> HashMap<String, usize> {
+    let started = Instant::now();
+    loop {
+        let mut per_id: HashMap<String, usize> = HashMap::new();
+        for seen in fake.seen("/notify") {
+            *per_id
+                .entry(seen.body["event_id"].as_str().unwrap().to_string())
+                .or_default() += 1;
+        }
+        if ids.iter().all(|id| per_id.contains_key(id)) {
+            return per_id;
+        }
+        assert!(
+            started.elapsed() < within,
+            "notified {} of {}",
+            per_id.len(),
+            ids.len()
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+#[tokio::test]
+async fn duplicates_under_load_accept_once_and_notify_once_on_the_embedded_store() {
+    let fake = Fake::default();
+    fake.script("/notify", vec![], answer(200, json!({})));
+    let base = fake.start().await;
+    let dir = data_dir();
+    let notify = format!("{base}/notify");
+    let serve = Serve::start(
+        &["--data-dir", dir.to_str().unwrap()],
+        &["--notify-url", &notify, "--workers", "4"],
+        &[],
+    );
+    let secret = std::fs::read_to_string(dir.join("secret")).unwrap();
+    let verdicts = storm(&serve.url, secret.trim(), "evt_load").await;
+    assert_eq!(
+        verdicts
+            .values()
+            .map(|c| c.values().sum::<usize>())
+            .sum::<usize>(),
+        2000
+    );
+    assert_exactly_one_accepted(&verdicts);
+    let ids: HashSet<String> = verdicts.keys().cloned().collect();
+    let notified = wait_notified(&fake, &ids, Duration::from_secs(60)).await;
+    for (id, n) in &notified {
+        assert_eq!(*n, 1, "{id} notified {n} times");
+    }
+    eprintln!(
+        "embedded: {} ids, 2000 deliveries, {} notifications",
+        ids.len(),
+        notified.values().sum::<usize>()
+    );
+}
+
+#[tokio::test]
+async fn duplicates_under_load_accept_once_and_notify_once_on_dynamodb_and_sqs() {
+    let sdk = e2e::sdk().await;
+    let (_, table) = e2e::create_table(&sdk).await;
+    let (_, queue_url) = e2e::create_queue(&sdk).await;
+    let fake = Fake::default();
+    fake.script("/notify", vec![], answer(200, json!({})));
+    let base = fake.start().await;
+    let dir = data_dir();
+    let notify = format!("{base}/notify");
+    let env = e2e::aws_env();
+    let serve = Serve::start(
+        &[
+            "--data-dir",
+            dir.to_str().unwrap(),
+            "--aws",
+            "--table-name",
+            &table,
+            "--queue-url",
+            &queue_url,
+        ],
+        &["--notify-url", &notify, "--workers", "4"],
+        &env,
+    );
+    let secret = std::fs::read_to_string(dir.join("secret")).unwrap();
+    let verdicts = storm(&serve.url, secret.trim(), "evt_aws_load").await;
+    assert_exactly_one_accepted(&verdicts);
+    let ids: HashSet<String> = verdicts.keys().cloned().collect();
+    let notified = wait_notified(&fake, &ids, Duration::from_secs(120)).await;
+    for (id, n) in &notified {
+        assert_eq!(*n, 1, "{id} notified {n} times");
+    }
+}
+
+#[tokio::test]
+async fn a_downstream_failing_until_dead_letter_is_redriven_and_completes() {
+    let fake = Fake::default();
+    // Down for the first two receives (MaxReceiveCount 2), up after that.
+    fake.script(
+        "/notify",
+        vec![answer(500, json!({})), answer(500, json!({}))],
+        answer(200, json!({})),
+    );
+    let base = fake.start().await;
+    let dir = data_dir();
+    let d = dir.to_str().unwrap();
+    let notify = format!("{base}/notify");
+    let flags = [
+        "--notify-url",
+        notify.as_str(),
+        "--max-receive-count",
+        "2",
+        "--downstream-max-attempts",
+        "1",
+    ];
+    let serve = Serve::start(&["--data-dir", d], &flags, &[]);
+    let (code, out, err) = zofhook(&["--data-dir", d, "send", "--id", "evt_dlq"], &[]);
+    assert_eq!(code, 0, "{out}{err}");
+    // Wait until it is dead-lettered: failed twice, and no more deliveries.
+    let started = Instant::now();
+    let show = || {
+        let (_, out, _) = zofhook(
+            &["--data-dir", d, "events", "show", "evt_dlq", "--json"],
+            &[],
+        );
+        serde_json::from_str::<Value>(&out).unwrap()
+    };
+    while show()["attempts"] != 2 {
+        assert!(started.elapsed() < Duration::from_secs(20), "{}", show());
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let record = show();
+    assert_eq!(record["status"], "failed", "{record}");
+    assert_eq!(
+        fake.seen("/notify").len(),
+        2,
+        "dead-lettered, not retried for ever"
+    );
+    drop(serve);
+    let (code, out, _) = zofhook(&["--data-dir", d, "redrive"], &[]);
+    assert_eq!(
+        (code, out.trim()),
+        (0, "moved 1 dead-lettered event(s) back to the queue")
+    );
+    let _serve = Serve::start(&["--data-dir", d], &flags, &[]);
+    while show()["status"] != "processed" {
+        assert!(started.elapsed() < Duration::from_secs(40), "{}", show());
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert_eq!(fake.seen("/notify").len(), 3);
+    assert_eq!(show()["outcome"]["sinks"], json!({"notify": "ok"}));
+}
