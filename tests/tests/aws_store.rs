@@ -358,3 +358,91 @@ async fn secrets_manager_secrets_load_and_rotate() {
     );
     assert!(CachedSecrets::load(missing, Duration::ZERO).await.is_err());
 }
+
+#[tokio::test]
+async fn a_dead_endpoint_answers_503_at_once_and_enqueues_nothing() {
+    // Nothing listens here: DynamoDB is down.
+    let port = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().port()
+    };
+    let dead = aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .endpoint_url(format!("http://127.0.0.1:{port}"))
+        .region(aws_config::Region::new("us-east-1"))
+        .credentials_provider(aws_sdk_dynamodb::config::Credentials::new(
+            "a", "b", None, None, "t",
+        ))
+        .retry_config(aws_config::retry::RetryConfig::standard().with_max_attempts(2))
+        .load()
+        .await;
+    let sdk = sdk().await;
+    let (sqs, url) = create_queue(&sdk).await;
+    let ledger = DynamoLedger::new(aws_sdk_dynamodb::Client::new(&dead), "t");
+    let r = receiver(
+        Config::default(),
+        Arc::new(ledger),
+        SqsQueue::new(sqs.clone(), url.clone()),
+    );
+    let started = std::time::Instant::now();
+    let reply = deliver(&r, &event("evt_dead", "org_a", "run_1")).await;
+    assert_eq!(reply.verdict, Verdict::Unavailable);
+    assert_eq!(
+        reply.retry_after,
+        Some(zofhook_core::receive::UNAVAILABLE_RETRY_AFTER)
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        started.elapsed()
+    );
+    assert!(e2e::drain(&sqs, &url).await.is_empty());
+}
+
+/// A queue whose send never returns: the process "dies" between the ledger write and the send.
+struct DiesOnSend;
+
+#[async_trait::async_trait]
+impl zofhook_core::queue::Queue for DiesOnSend {
+    async fn send(&self, _: &str, _: &[u8]) -> Result<(), zofhook_core::queue::QueueError> {
+        std::future::pending().await
+    }
+}
+
+#[tokio::test]
+async fn a_delivery_killed_between_ledger_write_and_send_is_re_enqueued_by_the_next_one() {
+    let sdk = sdk().await;
+    let l: Arc<dyn Ledger> = Arc::new(ledger().await);
+    let (sqs, url) = create_queue(&sdk).await;
+    let config = || {
+        Config::from_lookup(|k| (k == "ZOFHOOK_RECEIVE_LEASE_SECONDS").then(|| "1".to_string()))
+            .unwrap()
+    };
+    let body = event("evt_killed", "org_a", "run_1");
+    let dying = Receiver::new(
+        Arc::new(config()),
+        Arc::new(StaticSecrets::new(Secrets::parse(SECRET, None).unwrap())),
+        l.clone(),
+        Arc::new(DiesOnSend),
+        zofhook_core::system_clock(),
+    );
+    // The "process" is killed while it waits on the send: its future is dropped.
+    let _ = tokio::time::timeout(Duration::from_millis(500), deliver(&dying, &body)).await;
+    assert_eq!(
+        l.get("evt_killed").await.unwrap().unwrap().status,
+        Status::Received
+    );
+    assert!(e2e::drain(&sqs, &url).await.is_empty(), "never sent");
+
+    let next = receiver(config(), l.clone(), SqsQueue::new(sqs.clone(), url.clone()));
+    // Within the dead delivery's lease: Zof is asked to come back.
+    let reply = deliver(&next, &body).await;
+    assert_eq!(reply.verdict, Verdict::InProgress);
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    // After it: taken over, and this time enqueued.
+    assert_eq!(deliver(&next, &body).await.verdict, Verdict::Accepted);
+    assert_eq!(e2e::drain(&sqs, &url).await.len(), 1);
+    assert_eq!(
+        l.get("evt_killed").await.unwrap().unwrap().status,
+        Status::Enqueued
+    );
+}

@@ -246,3 +246,162 @@ async fn a_downstream_failing_until_dead_letter_is_redriven_and_completes() {
     assert_eq!(fake.seen("/notify").len(), 3);
     assert_eq!(show()["outcome"]["sinks"], json!({"notify": "ok"}));
 }
+
+#[tokio::test]
+async fn a_worker_killed_mid_processing_is_taken_over_after_its_lease() {
+    let fake = Fake::default();
+    // The first notification hangs (the worker is busy in it when it is killed); later ones answer.
+    let mut hang = answer(200, json!({}));
+    hang.delay = Duration::from_secs(30);
+    fake.script("/notify", vec![hang], answer(200, json!({})));
+    let base = fake.start().await;
+    let dir = data_dir();
+    let d = dir.to_str().unwrap();
+    let notify = format!("{base}/notify");
+    let flags = [
+        "--notify-url",
+        notify.as_str(),
+        "--processing-lease-seconds",
+        "2",
+    ];
+    let mut serve = Serve::start(&["--data-dir", d], &flags, &[]);
+    let (code, _, err) = zofhook(&["--data-dir", d, "send", "--id", "evt_midway"], &[]);
+    assert_eq!(code, 0, "{err}");
+    let started = Instant::now();
+    while fake.seen("/notify").is_empty() {
+        assert!(started.elapsed() < Duration::from_secs(15));
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    serve.signal("KILL");
+    let (_, out, _) = zofhook(
+        &["--data-dir", d, "events", "show", "evt_midway", "--json"],
+        &[],
+    );
+    assert_eq!(
+        serde_json::from_str::<Value>(&out).unwrap()["status"],
+        "processing"
+    );
+    let _restarted = Serve::start(&["--data-dir", d], &flags, &[]);
+    loop {
+        let (_, out, _) = zofhook(
+            &["--data-dir", d, "events", "show", "evt_midway", "--json"],
+            &[],
+        );
+        if serde_json::from_str::<Value>(&out).unwrap()["status"] == "processed" {
+            break;
+        }
+        assert!(started.elapsed() < Duration::from_secs(30), "{out}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let seen = fake.seen("/notify");
+    assert_eq!(seen.len(), 2, "one call per attempt");
+    assert!(
+        seen.iter()
+            .all(|s| s.headers["idempotency-key"] == "evt_midway"),
+        "same key both times"
+    );
+}
+
+#[tokio::test]
+async fn sigterm_mid_load_exits_0_and_every_accepted_delivery_is_processed() {
+    let dir = data_dir();
+    let d = dir.to_str().unwrap();
+    let mut serve = Serve::start(&["--data-dir", d], &[], &[]);
+    let secret = std::fs::read_to_string(dir.join("secret"))
+        .unwrap()
+        .trim()
+        .to_string();
+    let url = serve.url.clone();
+    let landed = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let firing = tokio::spawn({
+        let (url, secret, landed) = (url.clone(), secret.clone(), landed.clone());
+        async move {
+            let client = reqwest::Client::builder()
+                .timeout(Duration::from_secs(10))
+                .build()
+                .unwrap();
+            let gate = Arc::new(tokio::sync::Semaphore::new(50));
+            let mut tasks = Vec::new();
+            for i in 0..600 {
+                let (client, url, secret, landed) =
+                    (client.clone(), url.clone(), secret.clone(), landed.clone());
+                let permit = gate.clone().acquire_owned().await.unwrap();
+                tasks.push(tokio::spawn(async move {
+                    let _permit = permit;
+                    let id = format!("evt_term_load_{i}");
+                    let body = event(&id, "org_a", "run_1");
+                    let sent = client
+                        .post(&url)
+                        .header("zof-signature", signature(&secret, &body))
+                        .body(body)
+                        .send()
+                        .await;
+                    let ok = matches!(sent, Ok(r) if r.status().is_success());
+                    if ok {
+                        landed.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                    }
+                    ok.then_some(id)
+                }));
+            }
+            let mut accepted = HashSet::new();
+            for t in tasks {
+                if let Some(id) = t.await.unwrap() {
+                    accepted.insert(id);
+                }
+            }
+            accepted
+        }
+    });
+    // SIGTERM mid-stream: after 100 deliveries were answered, with up to 50 in flight.
+    let started = Instant::now();
+    while landed.load(std::sync::atomic::Ordering::SeqCst) < 100 {
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "deliveries are not landing"
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let pid = serve.child.id();
+    std::process::Command::new("kill")
+        .args(["-TERM", &pid.to_string()])
+        .status()
+        .unwrap();
+    let accepted = firing.await.unwrap();
+    let status = serve.child.wait().unwrap();
+    assert_eq!(status.code(), Some(0), "{}", serve.stderr());
+    assert!(
+        (100..600).contains(&accepted.len()),
+        "SIGTERM stopped accepting mid-stream"
+    );
+    let _restarted = Serve::start(&["--data-dir", d], &[], &[]);
+    let started = Instant::now();
+    loop {
+        let (_, out, _) = zofhook(
+            &[
+                "--data-dir",
+                d,
+                "events",
+                "list",
+                "--json",
+                "--limit",
+                "1000",
+            ],
+            &[],
+        );
+        let processed: HashSet<String> = serde_json::from_str::<Vec<Value>>(&out)
+            .unwrap()
+            .into_iter()
+            .filter(|e| e["status"] == "processed")
+            .map(|e| e["id"].as_str().unwrap().to_string())
+            .collect();
+        if accepted.is_subset(&processed) {
+            break;
+        }
+        assert!(started.elapsed() < Duration::from_secs(30));
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    eprintln!(
+        "SIGTERM mid-load: {} of 600 accepted, all processed",
+        accepted.len()
+    );
+}

@@ -12,7 +12,11 @@ fn verifier(scheme: Scheme) -> Verifier {
 }
 
 fn scheme() -> impl Strategy<Value = Scheme> {
-    prop_oneof![Just(Scheme::HmacSha256), Just(Scheme::Timestamped), Just(Scheme::StandardWebhooks)]
+    prop_oneof![
+        Just(Scheme::HmacSha256),
+        Just(Scheme::Timestamped),
+        Just(Scheme::StandardWebhooks)
+    ]
 }
 
 proptest! {
