@@ -405,3 +405,380 @@ async fn sigterm_mid_load_exits_0_and_every_accepted_delivery_is_processed() {
         accepted.len()
     );
 }
+
+#[tokio::test]
+async fn no_log_line_of_a_full_run_holds_the_secret_or_the_api_token() {
+    const WEBHOOK_SECRET: &str = "whsec_c2VjcmV0LXRoYXQtbXVzdC1uZXZlci1sZWFr";
+    const TOKEN: &str = "zof_token_that_must_never_leak";
+    let fake = Fake::default();
+    // Failures on every path first: the API refuses, then errs, the notify URL errs.
+    fake.script(
+        "/v1/runs/run_leak",
+        vec![
+            answer(401, json!({"error": "bad token"})),
+            answer(500, json!({})),
+        ],
+        answer(200, json!({"id": "run_leak", "state": "passed"})),
+    );
+    fake.script(
+        "/notify",
+        vec![answer(500, json!({}))],
+        answer(200, json!({})),
+    );
+    let base = fake.start().await;
+    let dir = data_dir();
+    let d = dir.to_str().unwrap();
+    let notify = format!("{base}/notify");
+    let debug = [("RUST_LOG", "debug".to_string())];
+    let serve = Serve::start(
+        &[
+            "--data-dir",
+            d,
+            "--secret",
+            WEBHOOK_SECRET,
+            "--zof-api-token",
+            TOKEN,
+        ],
+        &[
+            "--zof-api-base-url",
+            &base,
+            "--notify-url",
+            &notify,
+            "--downstream-max-attempts",
+            "1",
+        ],
+        &debug,
+    );
+    let mut outputs = serve.banner.join("\n");
+    let body = event("evt_leak", "org_a", "run_leak");
+    let client = reqwest::Client::new();
+    // A forged delivery, a good one, a duplicate, and the CLI's own commands.
+    for secret in ["whsec_d3Jvbmc=", WEBHOOK_SECRET, WEBHOOK_SECRET] {
+        let response = client
+            .post(&serve.url)
+            .header("zof-signature", signature(secret, &body))
+            .body(body.clone())
+            .send()
+            .await
+            .unwrap();
+        outputs.push_str(&response.text().await.unwrap());
+    }
+    let started = Instant::now();
+    loop {
+        let (_, out, err) = zofhook(
+            &["--data-dir", d, "events", "show", "evt_leak", "--json"],
+            &debug,
+        );
+        outputs.push_str(&out);
+        outputs.push_str(&err);
+        if serde_json::from_str::<Value>(&out).unwrap()["status"] == "processed" {
+            break;
+        }
+        assert!(started.elapsed() < Duration::from_secs(30), "{out}");
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+    for args in [
+        vec![
+            "--data-dir",
+            d,
+            "--secret",
+            WEBHOOK_SECRET,
+            "send",
+            "--id",
+            "evt_leak_2",
+        ],
+        vec!["--data-dir", d, "--secret", "whsec_%%", "serve"],
+        vec![
+            "--data-dir",
+            d,
+            "--secret",
+            WEBHOOK_SECRET,
+            "verify",
+            "-H",
+            "Zof-Signature: sha256=00",
+            "--body",
+            "/dev/null",
+        ],
+    ] {
+        let (_, out, err) = zofhook(&args, &debug);
+        outputs.push_str(&out);
+        outputs.push_str(&err);
+    }
+    let everything = format!("{outputs}\n{}", serve.stderr());
+    drop(serve);
+    assert!(
+        everything.contains("downstream failed"),
+        "the failure paths were logged"
+    );
+    assert!(
+        everything.contains("signature rejected"),
+        "the forged delivery was logged"
+    );
+    assert!(
+        fake.seen("/v1/runs/run_leak").len() >= 3,
+        "the failure paths ran"
+    );
+    for needle in [
+        WEBHOOK_SECRET,
+        "c2VjcmV0LXRoYXQtbXVzdC1uZXZlci1sZWFr",
+        TOKEN,
+    ] {
+        assert!(!everything.contains(needle), "{needle} leaked");
+    }
+}
+
+/// A small tmpfs mounted on a fresh dir, unmounted when dropped (needs root, as on this machine).
+struct SmallDisk {
+    path: std::path::PathBuf,
+}
+
+impl SmallDisk {
+    fn mount(size: &str) -> Option<SmallDisk> {
+        let path = data_dir();
+        let ok = std::process::Command::new("mount")
+            .args([
+                "-t",
+                "tmpfs",
+                "-o",
+                &format!("size={size}"),
+                "tmpfs",
+                path.to_str().unwrap(),
+            ])
+            .status()
+            .map(|s| s.success())
+            .unwrap_or(false);
+        ok.then_some(SmallDisk { path })
+    }
+
+    fn remount(&self, options: &str) {
+        // A just-killed process may hold its files for a moment: retry briefly.
+        for _ in 0..50 {
+            let out = std::process::Command::new("mount")
+                .args([
+                    "-o",
+                    &format!("remount,{options}"),
+                    self.path.to_str().unwrap(),
+                ])
+                .output()
+                .unwrap();
+            if out.status.success() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        let holders = std::process::Command::new("sh")
+            .args([
+                "-c",
+                &format!(
+                    "ls -l /proc/*/fd 2>/dev/null | grep {} || true",
+                    self.path.display()
+                ),
+            ])
+            .output()
+            .unwrap();
+        panic!(
+            "remount {options} failed; open files: {}",
+            String::from_utf8_lossy(&holders.stdout)
+        );
+    }
+}
+
+impl Drop for SmallDisk {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount")
+            .arg("-l")
+            .arg(&self.path)
+            .status();
+    }
+}
+
+fn integrity(dir: &std::path::Path) -> String {
+    let out = std::process::Command::new("python3")
+        .args(["-c", "import sqlite3,sys; print(sqlite3.connect(sys.argv[1]).execute('pragma integrity_check').fetchone()[0])"])
+        .arg(dir.join("zofhook.db"))
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+async fn post_status(client: &reqwest::Client, url: &str, secret: &str, body: &[u8]) -> u16 {
+    client
+        .post(url)
+        .header("zof-signature", signature(secret, body))
+        .body(body.to_vec())
+        .send()
+        .await
+        .unwrap()
+        .status()
+        .as_u16()
+}
+
+fn big_event(id: &str) -> Vec<u8> {
+    json!({"id": id, "type": "run.completed", "created": "2026-05-20T12:00:00Z",
+           "data": {"object": {"organization_id": "org_a", "run_id": "run_1", "log": "x".repeat(200_000)}}})
+    .to_string()
+    .into_bytes()
+}
+
+#[tokio::test]
+async fn a_full_data_dir_answers_503_loses_nothing_and_recovers() {
+    let Some(disk) = SmallDisk::mount("2m") else {
+        eprintln!("skipped: this machine does not let the test mount a small tmpfs");
+        return;
+    };
+    let d = disk.path.to_str().unwrap().to_string();
+    const SECRET: &str = "disk-test-secret";
+    let serve = Serve::start(
+        &["--data-dir", &d, "--secret", SECRET],
+        &["--workers", "1"],
+        &[],
+    );
+    let client = reqwest::Client::new();
+    let mut accepted = HashSet::new();
+    let mut statuses: HashMap<u16, usize> = HashMap::new();
+    // Fill the disk with 200 KB events.
+    for i in 0..40 {
+        let id = format!("evt_full_{i}");
+        let status = post_status(&client, &serve.url, SECRET, &big_event(&id)).await;
+        *statuses.entry(status).or_default() += 1;
+        if status == 200 {
+            accepted.insert(id);
+        }
+    }
+    assert!(
+        statuses.get(&503).is_some_and(|n| *n > 0),
+        "the disk filled up: {statuses:?}"
+    );
+    assert_eq!(
+        statuses.keys().filter(|s| **s != 200 && **s != 503).count(),
+        0,
+        "{statuses:?}"
+    );
+    assert!(
+        serve.stderr().contains("unavailable"),
+        "the store error was logged"
+    );
+
+    // Room again: deliveries succeed, and everything answered 200 is processed.
+    disk.remount("size=64m");
+    let again = "evt_full_after";
+    assert_eq!(
+        post_status(&client, &serve.url, SECRET, &big_event(again)).await,
+        200
+    );
+    accepted.insert(again.to_string());
+
+    let started = Instant::now();
+    loop {
+        let (_, out, _) = zofhook(
+            &[
+                "--data-dir",
+                &d,
+                "events",
+                "list",
+                "--json",
+                "--limit",
+                "1000",
+            ],
+            &[],
+        );
+        let processed: HashSet<String> = serde_json::from_str::<Vec<Value>>(&out)
+            .unwrap_or_default()
+            .into_iter()
+            .filter(|e| e["status"] == "processed")
+            .map(|e| e["id"].as_str().unwrap().to_string())
+            .collect();
+        if accepted.is_subset(&processed) {
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "{} of {} processed",
+            processed.len(),
+            accepted.len()
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    drop(serve);
+    assert_eq!(integrity(&disk.path), "ok", "no corruption");
+    eprintln!(
+        "full disk: {statuses:?}; {} accepted, all processed, integrity ok",
+        accepted.len()
+    );
+}
+
+#[tokio::test]
+async fn a_read_only_data_dir_stops_start_up_with_a_clear_error_and_no_damage() {
+    let Some(disk) = SmallDisk::mount("8m") else {
+        eprintln!("skipped: this machine does not let the test mount a small tmpfs");
+        return;
+    };
+    let d = disk.path.to_str().unwrap().to_string();
+    const SECRET: &str = "ro-test-secret";
+    let mut serve = Serve::start(&["--data-dir", &d, "--secret", SECRET], &[], &[]);
+    let client = reqwest::Client::new();
+    assert_eq!(
+        post_status(&client, &serve.url, SECRET, &big_event("evt_before_ro")).await,
+        200
+    );
+    let started = Instant::now();
+    loop {
+        let (_, out, _) = zofhook(
+            &[
+                "--data-dir",
+                &d,
+                "events",
+                "show",
+                "evt_before_ro",
+                "--json",
+            ],
+            &[],
+        );
+        if serde_json::from_str::<Value>(&out).unwrap()["status"] == "processed" {
+            break;
+        }
+        assert!(started.elapsed() < Duration::from_secs(15));
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(serve.signal("TERM").code(), Some(0));
+    // Linux refuses a read-only remount while the store is open, so the store goes read-only
+    // between runs, as a failing disk remounted read-only would leave it.
+    disk.remount("ro");
+    let out = std::process::Command::new("timeout")
+        .args([
+            "20",
+            e2e::binary("zofhook").to_str().unwrap(),
+            "--data-dir",
+            &d,
+            "--secret",
+            SECRET,
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+        ])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("embedded store at") && err.contains("zofhook.db"),
+        "{err}"
+    );
+    disk.remount("rw");
+    assert_eq!(integrity(&disk.path), "ok", "no corruption");
+    let (_, out, _) = zofhook(
+        &[
+            "--data-dir",
+            &d,
+            "events",
+            "show",
+            "evt_before_ro",
+            "--json",
+        ],
+        &[],
+    );
+    assert_eq!(
+        serde_json::from_str::<Value>(&out).unwrap()["status"],
+        "processed"
+    );
+}
