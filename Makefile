@@ -2,10 +2,10 @@
 # package registries: it makes .venv with the AWS API emulator itself.
 CARGO ?= cargo
 
-.PHONY: test serve build package lint check-template fmt emulator clean
+.PHONY: test serve build package lint check-template fuzz fuzz-smoke fmt emulator clean
 
 ## Run the whole test suite: lint, then every test against the AWS API emulator.
-test: lint check-template
+test: lint check-template fuzz-smoke
 	$(CARGO) build --workspace --bins
 	infra/with-emulator.sh infra/cargo-test.sh
 
@@ -13,6 +13,14 @@ test: lint check-template
 lint:
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
+
+## Each fuzz target for 10 s on its kept corpus (the long runs: make fuzz).
+fuzz-smoke:
+	infra/fuzz.sh 10
+
+## Each fuzz target for 5 minutes.
+fuzz:
+	infra/fuzz.sh 300
 
 ## sam validate --lint, cfn-lint and checkov on template.yaml.
 check-template:
