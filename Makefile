@@ -20,7 +20,7 @@ fuzz-smoke:
 
 ## Each fuzz target for 5 minutes.
 fuzz:
-	infra/fuzz.sh 300
+	infra/fuzz.sh 300 --keep
 
 ## sam validate --lint, cfn-lint and checkov on template.yaml.
 check-template:
