@@ -414,7 +414,7 @@ async fn a_delivery_killed_between_ledger_write_and_send_is_re_enqueued_by_the_n
     let l: Arc<dyn Ledger> = Arc::new(ledger().await);
     let (sqs, url) = create_queue(&sdk).await;
     let config = || {
-        Config::from_lookup(|k| (k == "ZOFHOOK_RECEIVE_LEASE_SECONDS").then(|| "1".to_string()))
+        Config::from_lookup(|k| (k == "ZOFHOOK_RECEIVE_LEASE_SECONDS").then(|| "4".to_string()))
             .unwrap()
     };
     let body = event("evt_killed", "org_a", "run_1");
@@ -426,7 +426,7 @@ async fn a_delivery_killed_between_ledger_write_and_send_is_re_enqueued_by_the_n
         zofhook_core::system_clock(),
     );
     // The "process" is killed while it waits on the send: its future is dropped.
-    let _ = tokio::time::timeout(Duration::from_millis(500), deliver(&dying, &body)).await;
+    let _ = tokio::time::timeout(Duration::from_millis(300), deliver(&dying, &body)).await;
     assert_eq!(
         l.get("evt_killed").await.unwrap().unwrap().status,
         Status::Received
@@ -437,7 +437,7 @@ async fn a_delivery_killed_between_ledger_write_and_send_is_re_enqueued_by_the_n
     // Within the dead delivery's lease: Zof is asked to come back.
     let reply = deliver(&next, &body).await;
     assert_eq!(reply.verdict, Verdict::InProgress);
-    tokio::time::sleep(Duration::from_millis(1100)).await;
+    tokio::time::sleep(Duration::from_millis(4100)).await;
     // After it: taken over, and this time enqueued.
     assert_eq!(deliver(&next, &body).await.verdict, Verdict::Accepted);
     assert_eq!(e2e::drain(&sqs, &url).await.len(), 1);
