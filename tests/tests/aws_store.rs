@@ -426,7 +426,7 @@ async fn a_delivery_killed_between_ledger_write_and_send_is_re_enqueued_by_the_n
         zofhook_core::system_clock(),
     );
     // The "process" is killed while it waits on the send: its future is dropped.
-    let _ = tokio::time::timeout(Duration::from_millis(300), deliver(&dying, &body)).await;
+    let _ = tokio::time::timeout(Duration::from_millis(1000), deliver(&dying, &body)).await;
     assert_eq!(
         l.get("evt_killed").await.unwrap().unwrap().status,
         Status::Received
