@@ -174,7 +174,18 @@ async fn duplicates_under_load_accept_once_and_notify_once_on_dynamodb_and_sqs()
             "--queue-url",
             &queue_url,
         ],
-        &["--notify-url", &notify, "--workers", "4"],
+        // The emulator is one Python process: under this load a call can take seconds, and a
+        // claim that timed out on our side may still have landed, so keep the lease short.
+        &[
+            "--notify-url",
+            &notify,
+            "--workers",
+            "4",
+            "--store-timeout-ms",
+            "5000",
+            "--processing-lease-seconds",
+            "15",
+        ],
         &env,
     );
     let secret = std::fs::read_to_string(dir.join("secret")).unwrap();

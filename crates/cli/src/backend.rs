@@ -51,7 +51,13 @@ impl Backend {
             return Ok(Backend::Aws {
                 ledger: DynamoLedger::new(dynamodb::Client::new(&sdk), table),
                 queue: SqsQueue::new(sqs.clone(), queue_url.clone()),
-                inbox: SqsInbox::new(sqs, queue_url, global.dlq_url.clone(), 2),
+                inbox: SqsInbox::new(
+                    sqs,
+                    queue_url,
+                    global.dlq_url.clone(),
+                    2,
+                    config.processing_lease,
+                ),
             });
         }
         std::fs::create_dir_all(&global.data_dir)

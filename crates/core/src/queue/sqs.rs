@@ -47,12 +47,15 @@ impl Queue for SqsQueue {
 
 /// The consumer side on SQS (`zofhook serve --aws`): long polling, delete on success, and for a
 /// retry nothing at all: the visibility timeout and the queue's redrive policy do the rest.
+/// Each receive asks for a visibility timeout equal to the processing lease, so a message comes
+/// back exactly when another worker may take its claim over, whatever the queue's default.
 #[derive(Debug, Clone)]
 pub struct SqsInbox {
     client: Client,
     url: String,
     dlq_url: Option<String>,
     wait_seconds: i32,
+    visibility_seconds: i32,
 }
 
 impl SqsInbox {
@@ -61,12 +64,15 @@ impl SqsInbox {
         url: impl Into<String>,
         dlq_url: Option<String>,
         wait_seconds: i32,
+        lease: std::time::Duration,
     ) -> SqsInbox {
         SqsInbox {
             client,
             url: url.into(),
             dlq_url,
             wait_seconds,
+            // SQS accepts 0 to 43200 seconds, the range ProcessingLeaseSeconds allows.
+            visibility_seconds: i32::try_from(lease.as_secs()).unwrap_or(43_200).min(43_200),
         }
     }
 }
@@ -86,6 +92,7 @@ impl super::Inbox for SqsInbox {
             .queue_url(&self.url)
             .max_number_of_messages(max.clamp(1, 10) as i32)
             .wait_time_seconds(self.wait_seconds)
+            .visibility_timeout(self.visibility_seconds)
             .message_system_attribute_names(
                 aws_sdk_sqs::types::MessageSystemAttributeName::ApproximateReceiveCount,
             )
