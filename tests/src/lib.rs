@@ -298,3 +298,54 @@ pub fn data_dir() -> PathBuf {
     std::fs::create_dir_all(&dir).unwrap();
     dir
 }
+
+/// The default scheme's signature header value for `body`.
+pub fn signature(secret: &str, body: &[u8]) -> String {
+    sign(secret, body).1
+}
+
+/// `zofhook events list --json` on a data dir.
+pub fn events_json(dir: &std::path::Path) -> Vec<serde_json::Value> {
+    let (code, out, err) = zofhook(
+        &[
+            "--data-dir",
+            dir.to_str().unwrap(),
+            "events",
+            "list",
+            "--json",
+            "--limit",
+            "100000",
+        ],
+        &[],
+    );
+    assert_eq!(code, 0, "{err}");
+    serde_json::from_str(&out).unwrap()
+}
+
+/// Waits until every id in `ids` is `processed` in the data dir's ledger.
+pub fn wait_processed(
+    dir: &std::path::Path,
+    ids: &std::collections::HashSet<String>,
+    within: std::time::Duration,
+) {
+    let started = std::time::Instant::now();
+    loop {
+        let processed: std::collections::HashSet<String> = events_json(dir)
+            .into_iter()
+            .filter(|e| e["status"] == "processed")
+            .map(|e| e["id"].as_str().unwrap().to_string())
+            .collect();
+        let missing: Vec<_> = ids.difference(&processed).collect();
+        if missing.is_empty() {
+            return;
+        }
+        assert!(
+            started.elapsed() < within,
+            "not processed: {} of {}: {:?}",
+            missing.len(),
+            ids.len(),
+            &missing[..missing.len().min(5)]
+        );
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+}

@@ -1,31 +1,19 @@
 //! `zofhook` as a user runs it: the built binary, real HTTP, the embedded store in a temp data
 //! dir, and `--aws` against the emulator.
 
-use e2e::{data_dir, event, zofhook, Serve};
+use e2e::{data_dir, event, events_json, signature, wait_processed, zofhook, Serve};
 use serde_json::{json, Value};
 use std::collections::{HashMap, HashSet};
 use std::path::Path;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use zofhook_core::signature::{Scheme, Secret, Verifier};
 
 fn secret_in(dir: &Path) -> String {
     std::fs::read_to_string(dir.join("secret"))
         .unwrap()
         .trim()
         .to_string()
-}
-
-fn signature(secret: &str, body: &[u8]) -> String {
-    let v = Verifier::new(
-        Scheme::HmacSha256,
-        http::HeaderName::from_static("zof-signature"),
-        300,
-    );
-    v.sign(&Secret::parse(secret).unwrap(), body, e2e::now_s(), "")
-        .remove(0)
-        .1
 }
 
 async fn post(client: &reqwest::Client, url: &str, secret: &str, body: &[u8]) -> (u16, Value) {
@@ -39,47 +27,6 @@ async fn post(client: &reqwest::Client, url: &str, secret: &str, body: &[u8]) ->
         .unwrap();
     let status = response.status().as_u16();
     (status, response.json().await.unwrap_or(Value::Null))
-}
-
-fn events_json(dir: &Path) -> Vec<Value> {
-    let (code, out, err) = zofhook(
-        &[
-            "--data-dir",
-            dir.to_str().unwrap(),
-            "events",
-            "list",
-            "--json",
-            "--limit",
-            "100000",
-        ],
-        &[],
-    );
-    assert_eq!(code, 0, "{err}");
-    serde_json::from_str(&out).unwrap()
-}
-
-/// Waits until every id in `ids` is `processed` in the data dir's ledger.
-fn wait_processed(dir: &Path, ids: &HashSet<String>, within: Duration) {
-    let started = Instant::now();
-    loop {
-        let processed: HashSet<String> = events_json(dir)
-            .into_iter()
-            .filter(|e| e["status"] == "processed")
-            .map(|e| e["id"].as_str().unwrap().to_string())
-            .collect();
-        let missing: Vec<_> = ids.difference(&processed).collect();
-        if missing.is_empty() {
-            return;
-        }
-        assert!(
-            started.elapsed() < within,
-            "not processed: {} of {}: {:?}",
-            missing.len(),
-            ids.len(),
-            &missing[..missing.len().min(5)]
-        );
-        std::thread::sleep(Duration::from_millis(200));
-    }
 }
 
 #[tokio::test]

@@ -2,23 +2,11 @@
 //! order, a downstream that fails until the event is dead-lettered, then redrive.
 
 use e2e::fake::{answer, Fake};
-use e2e::{data_dir, event, zofhook, Serve};
+use e2e::{data_dir, event, signature, wait_processed, zofhook, Serve};
 use serde_json::{json, Value};
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use zofhook_core::signature::{Scheme, Secret, Verifier};
-
-fn signature(secret: &str, body: &[u8]) -> String {
-    let v = Verifier::new(
-        Scheme::HmacSha256,
-        http::HeaderName::from_static("zof-signature"),
-        300,
-    );
-    v.sign(&Secret::parse(secret).unwrap(), body, e2e::now_s(), "")
-        .remove(0)
-        .1
-}
 
 /// 2,000 deliveries of 400 ids (each sent 1–10 times), shuffled, 50 at a time. Returns the
 /// verdict counts per id.
@@ -385,32 +373,7 @@ async fn sigterm_mid_load_exits_0_and_every_accepted_delivery_is_processed() {
         "SIGTERM stopped accepting mid-stream"
     );
     let _restarted = Serve::start(&["--data-dir", d], &[], &[]);
-    let started = Instant::now();
-    loop {
-        let (_, out, _) = zofhook(
-            &[
-                "--data-dir",
-                d,
-                "events",
-                "list",
-                "--json",
-                "--limit",
-                "1000",
-            ],
-            &[],
-        );
-        let processed: HashSet<String> = serde_json::from_str::<Vec<Value>>(&out)
-            .unwrap()
-            .into_iter()
-            .filter(|e| e["status"] == "processed")
-            .map(|e| e["id"].as_str().unwrap().to_string())
-            .collect();
-        if accepted.is_subset(&processed) {
-            break;
-        }
-        assert!(started.elapsed() < Duration::from_secs(30));
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    wait_processed(std::path::Path::new(d), &accepted, Duration::from_secs(30));
     eprintln!(
         "SIGTERM mid-load: {} of 600 accepted, all processed",
         accepted.len()
@@ -679,37 +642,7 @@ async fn a_full_data_dir_answers_503_loses_nothing_and_recovers() {
     );
     accepted.insert(again.to_string());
 
-    let started = Instant::now();
-    loop {
-        let (_, out, _) = zofhook(
-            &[
-                "--data-dir",
-                &d,
-                "events",
-                "list",
-                "--json",
-                "--limit",
-                "1000",
-            ],
-            &[],
-        );
-        let processed: HashSet<String> = serde_json::from_str::<Vec<Value>>(&out)
-            .unwrap_or_default()
-            .into_iter()
-            .filter(|e| e["status"] == "processed")
-            .map(|e| e["id"].as_str().unwrap().to_string())
-            .collect();
-        if accepted.is_subset(&processed) {
-            break;
-        }
-        assert!(
-            started.elapsed() < Duration::from_secs(30),
-            "{} of {} processed",
-            processed.len(),
-            accepted.len()
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    wait_processed(&disk.path, &accepted, Duration::from_secs(30));
     drop(serve);
     assert_eq!(integrity(&disk.path), "ok", "no corruption");
     eprintln!(
