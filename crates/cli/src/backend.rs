@@ -109,9 +109,16 @@ impl Backend {
     }
 }
 
+/// A secret kept in the data dir, as `serve` announces it.
+pub struct KeptSecret {
+    pub text: String,
+    pub created: bool,
+}
+
 /// The secrets to verify and sign with: `--secret`/`--previous-secret`, else the data dir's
-/// secret file. With `create`, a missing secret is generated, saved (mode 0600) and announced.
-pub fn secrets(global: &Global, create: bool) -> Result<(Secrets, Option<String>)> {
+/// secret file (returned too, for `serve` to print). With `create`, a missing secret is
+/// generated and saved (mode 0600).
+pub fn secrets(global: &Global, create: bool) -> Result<(Secrets, Option<KeptSecret>)> {
     if let Some(secret) = &global.secret {
         let secrets = Secrets::parse(secret, global.previous_secret.as_deref())
             .context("--secret / ZOFHOOK_SECRET or --previous-secret / ZOFHOOK_PREVIOUS_SECRET")?;
@@ -133,7 +140,7 @@ pub fn secrets(global: &Global, create: bool) -> Result<(Secrets, Option<String>
     };
     let secrets = Secrets::parse(&text, global.previous_secret.as_deref())
         .with_context(|| format!("the secret in {}", path.display()))?;
-    Ok((secrets, created.then_some(text)))
+    Ok((secrets, Some(KeptSecret { text, created })))
 }
 
 fn generate(dir: &Path) -> Result<String> {

@@ -42,7 +42,7 @@ struct App {
 pub async fn serve(global: &Global, config: Config, args: ServeArgs) -> Result<i32> {
     let config = Arc::new(config);
     let backend = Backend::open(global, &config).await?;
-    let (secrets, created) = secrets(global, true)?;
+    let (secrets, kept) = secrets(global, true)?;
     let receiver = Arc::new(Receiver::new(
         config.clone(),
         Arc::new(StaticSecrets::new(secrets)),
@@ -78,15 +78,13 @@ pub async fn serve(global: &Global, config: Config, args: ServeArgs) -> Result<i
     let mut out = std::io::stdout().lock();
     writeln!(out, "zofhook serve: listening on {url}")?;
     writeln!(out, "zofhook serve: {}", backend.describe(global))?;
-    if global.secret.is_none() {
-        let path = global.data_dir.join(SECRET_FILE);
-        let secret_text = std::fs::read_to_string(&path).unwrap_or_default();
-        let new = if created.is_some() { "new, " } else { "" };
+    if let Some(kept) = &kept {
+        let new = if kept.created { "new, " } else { "" };
         writeln!(
             out,
             "zofhook serve: webhook secret ({new}kept in {}): {}",
-            path.display(),
-            secret_text.trim()
+            global.data_dir.join(SECRET_FILE).display(),
+            kept.text
         )?;
     }
     out.flush()?;
