@@ -13,6 +13,7 @@ pub mod queue;
 pub mod receive;
 pub mod secrets;
 pub mod signature;
+#[cfg(feature = "sqlite")]
 pub mod sqlite;
 
 use std::sync::Arc;

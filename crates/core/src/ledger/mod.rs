@@ -7,6 +7,7 @@
 
 pub mod dynamodb;
 pub mod memory;
+#[cfg(feature = "sqlite")]
 pub mod sqlite;
 
 use async_trait::async_trait;

@@ -2,6 +2,7 @@
 //! event's raw, verified JSON body, byte for byte: the worker re-reads the envelope from it.
 
 pub mod memory;
+#[cfg(feature = "sqlite")]
 pub mod sqlite;
 pub mod sqs;
 
