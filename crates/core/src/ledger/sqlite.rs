@@ -4,7 +4,7 @@
 use super::{may_begin, may_claim, Begin, Claim, Ledger, LedgerError, Record, Status};
 use crate::sqlite::Db;
 use async_trait::async_trait;
-use rusqlite::{params, OptionalExtension, Row, Transaction};
+use rusqlite::{params, Connection, OptionalExtension, Row};
 use serde_json::Value;
 
 #[derive(Clone)]
@@ -44,13 +44,13 @@ fn from_row(row: &Row<'_>) -> rusqlite::Result<Record> {
     })
 }
 
-fn read(tx: &Transaction<'_>, id: &str) -> rusqlite::Result<Option<Record>> {
+fn read(tx: &Connection, id: &str) -> rusqlite::Result<Option<Record>> {
     tx.prepare_cached(&format!("SELECT {COLUMNS} FROM events WHERE id = ?1"))?
         .query_row([id], from_row)
         .optional()
 }
 
-fn write(tx: &Transaction<'_>, r: &Record) -> rusqlite::Result<()> {
+fn write(tx: &Connection, r: &Record) -> rusqlite::Result<()> {
     let outcome = r.outcome.as_ref().map(Value::to_string);
     tx.prepare_cached(&format!(
         "INSERT OR REPLACE INTO events ({COLUMNS}) \
