@@ -5,9 +5,11 @@
 
 use base64::engine::general_purpose::STANDARD as B64;
 use base64::Engine;
+use hmac::digest::CtOutput;
 use hmac::{Hmac, KeyInit, Mac};
 use http::{HeaderMap, HeaderName, HeaderValue};
 use sha2::Sha256;
+use std::borrow::Cow;
 use std::fmt;
 use std::str::FromStr;
 
@@ -68,9 +70,21 @@ pub enum SecretError {
     BadWhsec,
 }
 
-/// One webhook secret's key bytes. Never printed.
-#[derive(Clone, PartialEq, Eq)]
-pub struct Secret(Vec<u8>);
+/// One webhook secret's key bytes, with the HMAC state already keyed by them (the key schedule,
+/// two SHA-256 blocks, is paid once per secret instead of once per delivery). Never printed.
+#[derive(Clone)]
+pub struct Secret {
+    key: Vec<u8>,
+    keyed: HmacSha256,
+}
+
+impl PartialEq for Secret {
+    fn eq(&self, other: &Secret) -> bool {
+        self.key == other.key
+    }
+}
+
+impl Eq for Secret {}
 
 impl Secret {
     /// `whsec_<base64>` is the base64 after the prefix; anything else is its UTF-8 bytes.
@@ -85,12 +99,14 @@ impl Secret {
         if key.is_empty() {
             return Err(SecretError::Empty);
         }
-        Ok(Secret(key))
+        // HMAC accepts keys of any length, so this cannot fail; an empty key is refused above.
+        let keyed =
+            <HmacSha256 as KeyInit>::new_from_slice(&key).map_err(|_| SecretError::Empty)?;
+        Ok(Secret { key, keyed })
     }
 
     fn mac(&self) -> HmacSha256 {
-        // HMAC accepts keys of any length, so this cannot fail; an empty key is refused by `parse`.
-        <HmacSha256 as KeyInit>::new_from_slice(&self.0).unwrap_or_else(|_| unreachable!())
+        self.keyed.clone()
     }
 }
 
@@ -151,9 +167,10 @@ pub struct Verifier {
     pub tolerance_seconds: u64,
 }
 
-const WEBHOOK_ID: &str = "webhook-id";
-const WEBHOOK_TIMESTAMP: &str = "webhook-timestamp";
-const WEBHOOK_SIGNATURE: &str = "webhook-signature";
+// Header names, not strings: a lookup by `&str` parses and checks the name every time.
+const WEBHOOK_ID: HeaderName = HeaderName::from_static("webhook-id");
+const WEBHOOK_TIMESTAMP: HeaderName = HeaderName::from_static("webhook-timestamp");
+const WEBHOOK_SIGNATURE: HeaderName = HeaderName::from_static("webhook-signature");
 
 impl Verifier {
     pub fn new(scheme: Scheme, header: HeaderName, tolerance_seconds: u64) -> Verifier {
@@ -174,8 +191,8 @@ impl Verifier {
     ) -> Result<(), Rejection> {
         match self.scheme {
             Scheme::HmacSha256 => {
-                let value = header_text(headers, self.header.as_str())?;
-                let candidates: Vec<Vec<u8>> = value
+                let value = header_text(headers, &self.header)?;
+                let candidates: Vec<Candidate> = value
                     .split(|c: char| c == ',' || c.is_ascii_whitespace())
                     .filter(|t| !t.is_empty())
                     .filter_map(decode_plain_candidate)
@@ -186,7 +203,7 @@ impl Verifier {
                 matches_any(secrets, &[body], &candidates)
             }
             Scheme::Timestamped => {
-                let value = header_text(headers, self.header.as_str())?;
+                let value = header_text(headers, &self.header)?;
                 let mut timestamp = None;
                 let mut candidates = Vec::new();
                 for part in value.split(',').map(str::trim).filter(|p| !p.is_empty()) {
@@ -209,15 +226,14 @@ impl Verifier {
                 matches_any(secrets, &[t.as_bytes(), b".", body], &candidates)
             }
             Scheme::StandardWebhooks => {
-                let id = header_text(headers, WEBHOOK_ID)?;
-                let t = header_text(headers, WEBHOOK_TIMESTAMP)?;
-                let value = header_text(headers, WEBHOOK_SIGNATURE)?;
+                let id = header_text(headers, &WEBHOOK_ID)?;
+                let t = header_text(headers, &WEBHOOK_TIMESTAMP)?;
+                let value = header_text(headers, &WEBHOOK_SIGNATURE)?;
                 self.check_time(t.trim(), now)?;
-                let candidates: Vec<Vec<u8>> = value
+                let candidates: Vec<Candidate> = value
                     .split_ascii_whitespace()
                     .filter_map(|sig| sig.strip_prefix("v1,"))
-                    .filter_map(|b64| B64.decode(b64).ok())
-                    .filter(|mac| mac.len() == MAC_LEN)
+                    .filter_map(decode_base64)
                     .collect();
                 if candidates.is_empty() {
                     return Err(Rejection::Malformed(WEBHOOK_SIGNATURE.to_string()));
@@ -263,12 +279,9 @@ impl Verifier {
                 let t = now.to_string();
                 let mac = compute(secret, &[msg_id.as_bytes(), b".", t.as_bytes(), b".", body]);
                 vec![
-                    (HeaderName::from_static(WEBHOOK_ID), msg_id.to_string()),
-                    (HeaderName::from_static(WEBHOOK_TIMESTAMP), t),
-                    (
-                        HeaderName::from_static(WEBHOOK_SIGNATURE),
-                        format!("v1,{}", B64.encode(mac)),
-                    ),
+                    (WEBHOOK_ID, msg_id.to_string()),
+                    (WEBHOOK_TIMESTAMP, t),
+                    (WEBHOOK_SIGNATURE, format!("v1,{}", B64.encode(mac))),
                 ]
             }
         }
@@ -287,41 +300,56 @@ impl Verifier {
 }
 
 /// All values of a header, joined as one comma-separated list (RFC 9110 field combination).
-fn header_text(headers: &HeaderMap, name: &str) -> Result<String, Rejection> {
-    let mut values = headers.get_all(name).iter().peekable();
-    if values.peek().is_none() {
+/// Borrowed when there is one value, the usual case: no allocation.
+fn header_text<'h>(headers: &'h HeaderMap, name: &HeaderName) -> Result<Cow<'h, str>, Rejection> {
+    let malformed = || Rejection::Malformed(name.to_string());
+    let mut values = headers.get_all(name).iter();
+    let Some(first) = values.next() else {
         return Err(Rejection::MissingHeader(name.to_string()));
-    }
-    let mut joined = String::new();
+    };
+    let mut joined = Cow::Borrowed(first.to_str().map_err(|_| malformed())?);
     for value in values {
-        let text = value
-            .to_str()
-            .map_err(|_| Rejection::Malformed(name.to_string()))?;
+        let text = value.to_str().map_err(|_| malformed())?;
+        let joined = joined.to_mut();
         if !joined.is_empty() {
             joined.push(',');
         }
         joined.push_str(text);
     }
     if joined.trim().is_empty() {
-        return Err(Rejection::Malformed(name.to_string()));
+        return Err(malformed());
     }
     Ok(joined)
 }
 
+/// A decoded candidate signature: always exactly one HMAC-SHA256 output long.
+type Candidate = [u8; MAC_LEN];
+
 /// One token of an `hmac-sha256` header: `sha256=<hex>`, `v1=<hex>`, bare hex, or base64.
-fn decode_plain_candidate(token: &str) -> Option<Vec<u8>> {
+fn decode_plain_candidate(token: &str) -> Option<Candidate> {
     let value = token
         .strip_prefix("sha256=")
         .or_else(|| token.strip_prefix("v1="))
         .unwrap_or(token);
-    decode_hex(value).or_else(|| B64.decode(value).ok().filter(|mac| mac.len() == MAC_LEN))
+    decode_hex(value).or_else(|| decode_base64(value))
 }
 
-fn decode_hex(value: &str) -> Option<Vec<u8>> {
-    if value.len() != MAC_LEN * 2 {
-        return None;
-    }
-    hex::decode(value).ok()
+fn decode_hex(value: &str) -> Option<Candidate> {
+    let mut mac = [0; MAC_LEN];
+    // Fails unless `value` is exactly 2 × MAC_LEN hex digits.
+    hex::decode_to_slice(value, &mut mac).ok()?;
+    Some(mac)
+}
+
+fn decode_base64(value: &str) -> Option<Candidate> {
+    // Room for the decoder's length estimate; a longer value fails as too long.
+    let mut buf = [0; MAC_LEN + 3];
+    let len = B64.decode_slice(value, &mut buf).ok()?;
+    (len == MAC_LEN).then(|| {
+        let mut mac = [0; MAC_LEN];
+        mac.copy_from_slice(&buf[..MAC_LEN]);
+        mac
+    })
 }
 
 fn compute(secret: &Secret, parts: &[&[u8]]) -> Vec<u8> {
@@ -332,19 +360,21 @@ fn compute(secret: &Secret, parts: &[&[u8]]) -> Vec<u8> {
     mac.finalize().into_bytes().to_vec()
 }
 
+/// Computes the MAC once per secret and compares it with every candidate in constant time.
 fn matches_any(
     secrets: &Secrets,
     parts: &[&[u8]],
-    candidates: &[Vec<u8>],
+    candidates: &[Candidate],
 ) -> Result<(), Rejection> {
     for secret in secrets.iter() {
         let mut mac = secret.mac();
         for part in parts {
             mac.update(part);
         }
+        let expected = mac.finalize();
         for candidate in candidates {
-            // Only equal-length candidates reach here, and verify_slice compares in constant time.
-            if candidate.len() == MAC_LEN && mac.clone().verify_slice(candidate).is_ok() {
+            // CtOutput's equality is constant-time.
+            if expected == CtOutput::new((*candidate).into()) {
                 return Ok(());
             }
         }
@@ -663,8 +693,8 @@ mod tests {
         assert_eq!(Secret::parse(""), Err(SecretError::Empty));
         assert_eq!(Secret::parse("whsec_"), Err(SecretError::Empty));
         assert_eq!(Secret::parse("whsec_!!!"), Err(SecretError::BadWhsec));
-        assert_eq!(Secret::parse("whsec_aGk=").unwrap().0, b"hi");
-        assert_eq!(Secret::parse("plain").unwrap().0, b"plain");
+        assert_eq!(Secret::parse("whsec_aGk=").unwrap().key, b"hi");
+        assert_eq!(Secret::parse("plain").unwrap().key, b"plain");
         assert_eq!(
             format!("{:?}", Secret::parse("plain").unwrap()),
             "Secret(<redacted>)"
