@@ -2,7 +2,7 @@
 //! environment template.yaml gives them, against the AWS API emulator.
 
 use base64::Engine;
-use e2e::lambda::Function;
+use e2e::lambda::{http_api, Function};
 use e2e::template::Template;
 use e2e::{binary, create_queue, create_table, event, sdk, sign};
 use serde_json::{json, Value};
@@ -70,21 +70,6 @@ async fn stack(overrides: &[(&'static str, &str)]) -> Stack {
         receiver_env: with_aws(template.function_env("ReceiverFunction", &resources, &overrides)),
         worker_env: with_aws(template.function_env("WorkerFunction", &resources, &overrides)),
     }
-}
-
-/// An API Gateway HTTP API (payload format 2.0) request.
-fn http_api(method: &str, headers: Value, body: &str, base64: bool) -> Value {
-    json!({
-        "version": "2.0", "routeKey": "POST /webhook", "rawPath": "/webhook", "rawQueryString": "",
-        "headers": headers,
-        "requestContext": {
-            "accountId": "123456789012", "apiId": "abc123", "domainName": "abc123.execute-api.us-east-1.amazonaws.com",
-            "domainPrefix": "abc123", "requestId": "r1", "routeKey": "POST /webhook", "stage": "$default",
-            "time": "20/May/2026:12:00:00 +0000", "timeEpoch": 1779278400000u64,
-            "http": {"method": method, "path": "/webhook", "protocol": "HTTP/1.1", "sourceIp": "203.0.113.9", "userAgent": "Zof-Webhooks/1.0"}
-        },
-        "body": body, "isBase64Encoded": base64
-    })
 }
 
 /// A Lambda function URL request (also payload format 2.0, with its own request context).
@@ -345,6 +330,34 @@ async fn the_receiver_fails_closed_without_its_secret() {
         logs.join("\n").contains("receiver cannot start"),
         "{logs:?}"
     );
+}
+
+/// The cold-start warm-up only logs a failure: the receiver starts, and the deliveries meet the
+/// real error (503, nothing recorded or queued) instead of a start loop.
+#[tokio::test]
+async fn a_failed_warm_up_does_not_stop_the_start() {
+    let mut s = stack(&[]).await;
+    for (k, v) in s.receiver_env.iter_mut() {
+        match k.as_str() {
+            zofhook_core::config::TABLE_NAME_ENV => *v = "no-such-table".into(),
+            zofhook_core::config::QUEUE_URL_ENV => {
+                *v = format!("{}/123456789012/no-such-queue", e2e::endpoint())
+            }
+            _ => {}
+        }
+    }
+    let receiver = Function::start(&binary("receiver"), "receiver", &s.receiver_env).await;
+    let body = event("evt_warm_up_1", "org_e2e", "run_1");
+    let text = String::from_utf8(body.clone()).unwrap();
+    let reply = receiver
+        .invoke(http_api("POST", signed_headers(&body), &text, false))
+        .await
+        .unwrap();
+    assert_eq!(status_and_body(&reply).0, 503);
+    let logs = receiver.logs().await.join("\n");
+    assert!(logs.contains("ledger warm-up failed"), "{logs}");
+    assert!(logs.contains("queue warm-up failed"), "{logs}");
+    assert!(e2e::drain(&s.sqs, &s.queue_url).await.is_empty());
 }
 
 #[tokio::test]

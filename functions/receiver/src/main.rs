@@ -34,7 +34,8 @@ async fn main() -> Result<(), Error> {
     .await
 }
 
-/// Settings, clients and secrets, once per execution environment. Any failure stops the start.
+/// Settings, clients, secrets and warm connections, once per execution environment. A failure
+/// of anything but the warm-up stops the start.
 async fn cold_start() -> Result<(Receiver, Metrics), Error> {
     let env = |name: &str| std::env::var(name).ok();
     let config = Arc::new(Config::from_env()?);
@@ -48,11 +49,15 @@ async fn cold_start() -> Result<(Receiver, Metrics), Error> {
     )
     .await?;
     let metrics = Metrics::new(config.metrics_namespace.clone(), "receiver");
+    let ledger = DynamoLedger::new(dynamodb::Client::new(&sdk), table);
+    let queue = SqsQueue::new(sqs::Client::new(&sdk), queue_url);
+    // Both connections open now, in the init phase, not in the first delivery (BENCHMARKS.md).
+    tokio::join!(ledger.warm_up(), queue.warm_up());
     let receiver = Receiver::new(
         config,
         Arc::new(secrets),
-        Arc::new(DynamoLedger::new(dynamodb::Client::new(&sdk), table)),
-        Arc::new(SqsQueue::new(sqs::Client::new(&sdk), queue_url)),
+        Arc::new(ledger),
+        Arc::new(queue),
         zofhook_core::system_clock(),
     );
     Ok((receiver, metrics))

@@ -15,6 +15,9 @@ use std::collections::HashMap;
 
 type Item = HashMap<String, AttributeValue>;
 
+/// The key `warm_up` reads: `#` is not allowed in event ids, so no record can have it.
+const WARM_UP_KEY: &str = "#warm-up";
+
 #[derive(Debug, Clone)]
 pub struct DynamoLedger {
     client: Client,
@@ -26,6 +29,22 @@ impl DynamoLedger {
         DynamoLedger {
             client,
             table: table.into(),
+        }
+    }
+
+    /// Opens the connection to DynamoDB (TLS handshake, credentials, endpoint) with a read of a
+    /// key no event can have, so the first delivery does not pay for it. Failures are only
+    /// logged: the delivery that follows will retry and report them.
+    pub async fn warm_up(&self) {
+        let read = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .key("id", AttributeValue::S(WARM_UP_KEY.into()))
+            .send()
+            .await;
+        if let Err(e) = read {
+            tracing::warn!(error = %DisplayErrorContext(&e), "ledger warm-up failed");
         }
     }
 

@@ -19,6 +19,21 @@ impl SqsQueue {
         }
     }
 
+    /// Opens the connection to SQS (TLS handshake, credentials, endpoint) with a read of the
+    /// queue's ARN, so the first delivery does not pay for it. Failures are only logged.
+    pub async fn warm_up(&self) {
+        let read = self
+            .client
+            .get_queue_attributes()
+            .queue_url(&self.url)
+            .attribute_names(aws_sdk_sqs::types::QueueAttributeName::QueueArn)
+            .send()
+            .await;
+        if let Err(e) = read {
+            tracing::warn!(error = %DisplayErrorContext(&e), "queue warm-up failed");
+        }
+    }
+
     pub fn client(&self) -> &Client {
         &self.client
     }
