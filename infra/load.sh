@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Load on `zofhook serve` (release build, embedded store) with wrk: first-time deliveries
-# (distinct pre-signed events), then duplicates (one event over and over).
+# Load on `zofhook serve` (release build, embedded store) with wrk: `GET /healthz` (the HTTP
+# stack alone: the baseline), first-time deliveries (distinct pre-signed events), then
+# duplicates (one event over and over). make bench keeps the output for BENCHMARKS.md.
 #   infra/load.sh [seconds] [connections]
 # Needs wrk (Debian package `wrk`).
 set -euo pipefail
@@ -11,12 +12,19 @@ threads=2
 command -v wrk >/dev/null || { echo "wrk is not installed (apt-get install wrk)" >&2; exit 1; }
 cargo build --release -p zofhook --manifest-path "$root/Cargo.toml" >&2
 work=$(mktemp -d)
-trap 'kill $serve 2>/dev/null; wait $serve 2>/dev/null; rm -rf "$work"' EXIT
+serve=
+trap 'stop; rm -rf "$work"' EXIT
 secret=loadtest-secret
-ZOFHOOK_SECRET=$secret "$root/target/release/zofhook" --data-dir "$work/data" serve --listen 127.0.0.1:0 >"$work/serve.out" 2>>"$work/serve.err" &
-serve=$!
-for _ in $(seq 1 100); do grep -q "listening on" "$work/serve.out" 2>/dev/null && break; sleep 0.1; done
-url=$(sed -n 's/.*listening on //p' "$work/serve.out" | head -1)
+# A fresh server on an empty data dir, so one phase's backlog of work does not load the next.
+start() {
+  : >"$work/serve.out"
+  ZOFHOOK_SECRET=$secret "$root/target/release/zofhook" --data-dir "$work/data-$1" serve --listen 127.0.0.1:0 >"$work/serve.out" 2>>"$work/serve.err" &
+  serve=$!
+  for _ in $(seq 1 100); do grep -q "listening on" "$work/serve.out" 2>/dev/null && break; sleep 0.1; done
+  url=$(sed -n 's/.*listening on //p' "$work/serve.out" | head -1)
+}
+stop() { [ -z "$serve" ] || { kill "$serve" 2>/dev/null; wait "$serve" 2>/dev/null || true; }; serve=; }
+start 1
 python3 - "$secret" 200000 >"$work/events.tsv" <<'PY'
 import hashlib, hmac, json, sys
 secret, n = sys.argv[1].encode(), int(sys.argv[2])
@@ -27,11 +35,15 @@ for i in range(n):
     print("sha256=" + hmac.new(secret, body.encode(), hashlib.sha256).hexdigest() + "\t" + body)
 PY
 head -1 "$work/events.tsv" >"$work/one.tsv"
+echo "== healthz (baseline): ${seconds}s, $connections connections"
+wrk -t$threads -c"$connections" -d"${seconds}s" --latency "${url%/webhook}/healthz"
 echo "== first-time deliveries: ${seconds}s, $connections connections, $url"
 ZOFHOOK_LOAD_FILE="$work/events.tsv" ZOFHOOK_LOAD_THREADS=$threads \
   wrk -t$threads -c"$connections" -d"${seconds}s" --latency -s "$root/infra/load.lua" "$url"
 summary() { grep -ao 'verdict="[a-z_]*" status=[0-9]*' "$work/serve.err" | sort | uniq -c; : >"$work/serve.err"; }
 echo "-- verdicts:"; summary
+stop
+start 2
 # Record the one event first, so every delivery below is a duplicate.
 IFS=$'\t' read -r sig body <"$work/one.tsv"
 curl -fsS -o /dev/null -H "Content-Type: application/json" -H "Zof-Signature: $sig" --data-binary "$body" "$url"

@@ -16,10 +16,10 @@ use std::path::Path as FsPath;
 use std::process::Stdio;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::{Child, Command};
-use tokio::sync::{mpsc, oneshot, Mutex};
+use tokio::sync::{mpsc, oneshot, watch, Mutex};
 
 type Pending = Arc<Mutex<HashMap<String, oneshot::Sender<Result<Value, Value>>>>>;
 
@@ -28,6 +28,8 @@ struct Api {
     next: Arc<Mutex<mpsc::Receiver<(String, Value)>>>,
     pending: Pending,
     init_error: Arc<Mutex<Option<Value>>>,
+    /// When the function first asked for an event: the end of its init phase.
+    ready: Arc<watch::Sender<Option<Instant>>>,
 }
 
 /// A running function: the runtime API server and the binary's process.
@@ -38,18 +40,32 @@ pub struct Function {
     child: Child,
     logs: Arc<Mutex<Vec<String>>>,
     counter: AtomicUsize,
+    started: Instant,
+    ready: watch::Receiver<Option<Instant>>,
 }
 
 impl Function {
     /// Starts `binary` with `env` (plus the Lambda runtime variables) against a fresh runtime API.
     pub async fn start(binary: &FsPath, name: &str, env: &[(String, String)]) -> Function {
+        Function::start_command(binary, &[], name, env).await
+    }
+
+    /// Like [`Function::start`] for any runtime's bootstrap command (`python -m awslambdaric …`).
+    pub async fn start_command(
+        program: &FsPath,
+        args: &[&str],
+        name: &str,
+        env: &[(String, String)],
+    ) -> Function {
         let (events, next) = mpsc::channel(64);
+        let (ready_tx, ready) = watch::channel(None);
         let pending: Pending = Arc::default();
         let init_error = Arc::new(Mutex::new(None));
         let api = Api {
             next: Arc::new(Mutex::new(next)),
             pending: pending.clone(),
             init_error: init_error.clone(),
+            ready: Arc::new(ready_tx),
         };
         let app = Router::new()
             .route("/2018-06-01/runtime/invocation/next", get(next_event))
@@ -64,8 +80,9 @@ impl Function {
         let addr = listener.local_addr().unwrap();
         tokio::spawn(async move { axum::serve(listener, app).await });
 
-        let mut command = Command::new(binary);
+        let mut command = Command::new(program);
         command
+            .args(args)
             .env_clear()
             .env("PATH", std::env::var("PATH").unwrap_or_default())
             .env("AWS_LAMBDA_RUNTIME_API", addr.to_string())
@@ -80,6 +97,7 @@ impl Function {
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .kill_on_drop(true);
+        let started = Instant::now();
         let mut child = command.spawn().expect("spawn the function binary");
         let logs = Arc::new(Mutex::new(Vec::new()));
         for stream in [
@@ -110,7 +128,32 @@ impl Function {
             child,
             logs,
             counter: AtomicUsize::new(0),
+            started,
+            ready,
         }
+    }
+
+    /// Waits (up to 60 s) for the function's first request for an event, and returns the time
+    /// from spawning it: its init phase (cold start). `None` if it reported an init error instead.
+    pub async fn ready(&self) -> Option<Duration> {
+        let mut ready = self.ready.clone();
+        let failed = async {
+            while self.init_error.lock().await.is_none() {
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+        };
+        tokio::select! {
+            at = tokio::time::timeout(Duration::from_secs(60), ready.wait_for(Option::is_some)) => {
+                let at = *at.ok()?.ok()?;
+                at.map(|at| at - self.started)
+            }
+            () = failed => None,
+        }
+    }
+
+    /// The process id (for reading its memory use in /proc).
+    pub fn pid(&self) -> Option<u32> {
+        self.child.id()
     }
 
     /// Sends one event and waits (up to 30 s) for the function's answer: `Ok(response)` or
@@ -148,6 +191,9 @@ impl Function {
 }
 
 async fn next_event(State(api): State<Api>) -> impl IntoResponse {
+    let now = Instant::now();
+    api.ready
+        .send_if_modified(|ready| ready.is_none() && ready.replace(now).is_none());
     let Some((id, payload)) = api.next.lock().await.recv().await else {
         return (StatusCode::GONE, HeaderMap::new(), String::new());
     };
@@ -199,4 +245,19 @@ async fn error(State(api): State<Api>, Path(id): Path<String>, body: Bytes) -> S
 async fn init_failed(State(api): State<Api>, body: Bytes) -> StatusCode {
     *api.init_error.lock().await = Some(json_or_text(&body));
     StatusCode::ACCEPTED
+}
+
+/// An API Gateway HTTP API (payload format 2.0) request.
+pub fn http_api(method: &str, headers: Value, body: &str, base64: bool) -> Value {
+    serde_json::json!({
+        "version": "2.0", "routeKey": "POST /webhook", "rawPath": "/webhook", "rawQueryString": "",
+        "headers": headers,
+        "requestContext": {
+            "accountId": "123456789012", "apiId": "abc123", "domainName": "abc123.execute-api.us-east-1.amazonaws.com",
+            "domainPrefix": "abc123", "requestId": "r1", "routeKey": "POST /webhook", "stage": "$default",
+            "time": "20/May/2026:12:00:00 +0000", "timeEpoch": 1779278400000u64,
+            "http": {"method": method, "path": "/webhook", "protocol": "HTTP/1.1", "sourceIp": "203.0.113.9", "userAgent": "Zof-Webhooks/1.0"}
+        },
+        "body": body, "isBase64Encoded": base64
+    })
 }

@@ -1,0 +1,186 @@
+"""Turns one make bench run into the generated block of BENCHMARKS.md: every figure with its
+baseline from the same run and the ratio, the machine, and the commands.
+
+    python report.py ROOT BENCH_DIR
+
+Reads target/criterion/**/new/{benchmark,estimates}.json, BENCH_DIR/coldstart.json,
+BENCH_DIR/sizes.json and BENCH_DIR/load.log; rewrites the text between the markers in
+ROOT/BENCHMARKS.md and prints it.
+"""
+
+import json
+import os
+import pathlib
+import platform
+import re
+import subprocess
+import sys
+
+root, bench = pathlib.Path(sys.argv[1]), pathlib.Path(sys.argv[2])
+BEGIN, END = "<!-- bench:begin (make bench writes this block) -->", "<!-- bench:end -->"
+
+
+def fail(why):
+    sys.exit(f"report.py: {why}")
+
+
+def criterion():
+    """full_id -> median time in ns."""
+    out = {}
+    for meta in (root / "target" / "criterion").glob("**/new/benchmark.json"):
+        est = json.loads((meta.parent / "estimates.json").read_text())
+        out[json.loads(meta.read_text())["full_id"]] = est["median"]["point_estimate"]
+    return out
+
+
+def ns(v):
+    return f"{v / 1000:.2f} µs" if v >= 1000 else f"{v:.0f} ns"
+
+
+def mark(ok):
+    return "met" if ok else "**not met**"
+
+
+def machine():
+    cpu = next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")), "?")
+    mem = next((int(l.split()[1]) for l in open("/proc/meminfo") if l.startswith("MemTotal")), 0)
+    rustc = subprocess.run(["rustc", "--version"], capture_output=True, text=True).stdout.strip()
+    commit = subprocess.run(["git", "-C", str(root), "rev-parse", "--short", "HEAD"],
+                            capture_output=True, text=True).stdout.strip()
+    dirty = subprocess.run(["git", "-C", str(root), "status", "--porcelain", "--untracked-files=no"],
+                           capture_output=True, text=True).stdout.strip()
+    return (f"{os.cpu_count()} × {cpu}, {mem / 1024 / 1024:.0f} GiB, {platform.system()} "
+            f"{platform.release()}, {rustc}, commit {commit}{' + local changes' if dirty else ''}")
+
+
+def verification(c):
+    rows = ["| body | scheme | zofhook | floor (hmac+sha2) | ratio | floor, keyed once | ratio "
+            "| peer (standardwebhooks crate) | peer ÷ zofhook |",
+            "|---|---|---:|---:|---:|---:|---:|---:|---:|"]
+    worst, peer_ok = 0.0, True
+    for size in ["1KiB", "64KiB"]:
+        for scheme in ["hmac-sha256", "timestamped", "standard-webhooks"]:
+            ours = c[f"verify/{size}/zofhook/{scheme}"]
+            floor = c[f"verify/{size}/floor/{scheme}"]
+            keyed = c[f"verify/{size}/floor-keyed/{scheme}"]
+            peer = c.get(f"verify/{size}/peer/{scheme}")
+            worst = max(worst, ours / floor)
+            peer_cells = "| – | –"
+            if peer is not None:
+                peer_ok &= peer >= ours
+                peer_cells = f"| {ns(peer)} | {peer / ours:.2f}×"
+            rows.append(f"| {size} | {scheme} | {ns(ours)} | {ns(floor)} | {ours / floor:.2f}× "
+                        f"| {ns(keyed)} | {ours / keyed:.2f}× {peer_cells} |")
+    rows.append("")
+    rows.append(f"Target: within 1.2× of the floor: {mark(worst <= 1.2)} (worst {worst:.2f}×). "
+                f"Not slower than the peer: {mark(peer_ok)}.")
+    return rows
+
+
+def pipeline(c):
+    base = c["receive/verify-only"]
+    rows = ["| delivery | time | ÷ its signature check |", "|---|---:|---:|"]
+    for name, label in [("accepted", "new event: accepted"), ("duplicate", "repeat: duplicate"),
+                        ("verify-only", "baseline: the signature check alone")]:
+        v = c[f"receive/{name}"]
+        rows.append(f"| {label} | {ns(v)} | {v / base:.1f}× |")
+    return rows
+
+
+def coldstart():
+    d = json.loads((bench / "coldstart.json").read_text())
+    med = lambda k: d[k]["median"]
+    p90 = lambda k: d[k]["p90"]
+    runs = len(d["receiver/init_ms"]["samples"])
+    rows = [f"Medians (p90) of {runs} starts each, alternating; emulator over HTTPS on 127.0.0.1.", "",
+            "| contender | init: exec → ready | first delivery | exec → first answer | second delivery | peak RSS |",
+            "|---|---:|---:|---:|---:|---:|"]
+    names = {"receiver": "`receiver` (shipped)", "receiver-jitter": "`receiver`, aws-lc jitter entropy on",
+             "python-powertools": "Python 3 + boto3 + Powertools idempotency"}
+    for who in ["receiver", "receiver-jitter", "python-powertools"]:
+        rows.append(f"| {names[who]} | {med(who + '/init_ms'):.1f} ms ({p90(who + '/init_ms'):.1f}) "
+                    f"| {med(who + '/first_ms'):.1f} ms | {med(who + '/ready_to_answer_ms'):.1f} ms "
+                    f"({p90(who + '/ready_to_answer_ms'):.1f}) | {med(who + '/second_ms'):.1f} ms "
+                    f"| {med(who + '/rss_mib'):.1f} MiB |")
+    r, j, p = (med(f"{w}/init_ms") for w in ["receiver", "receiver-jitter", "python-powertools"])
+    ra, pa = med("receiver/ready_to_answer_ms"), med("python-powertools/ready_to_answer_ms")
+    rm, pm = med("receiver/rss_mib"), med("python-powertools/rss_mib")
+    t1, t2 = med("tls_first_ms"), med("tls_second_ms")
+    rows += ["",
+             f"- Init: the Python peer takes **{p / r:.1f}×** as long as `receiver` ({p:.1f} vs {r:.1f} ms); "
+             f"exec to first answer **{pa / ra:.1f}×** ({pa:.1f} vs {ra:.1f} ms); peak memory {pm / rm:.1f}×.",
+             f"- Jitter entropy off: init {j:.1f} → {r:.1f} ms ({j - r:+.1f} ms, {j / r:.2f}×).",
+             f"- TLS warm-up: a fresh SDK client's first DynamoDB GetItem takes {t1:.1f} ms, the second "
+             f"{t2:.1f} ms: **{t1 - t2:.1f} ms** (connect, TLS handshake, first-use setup) that the "
+             f"receiver's init-phase warm-up moves out of the first delivery. The emulator's own "
+             f"{t2:.0f} ms per call dominates the delivery columns; against DynamoDB a call takes a few ms."]
+    return rows
+
+
+def sizes():
+    s = json.loads((bench / "sizes.json").read_text())
+    mb = lambda b: f"{b / 1e6:.1f} MB"
+    peer = s["python-powertools"]["zip_bytes"]
+    rows = ["| package | bootstrap | zipped | zipped ÷ Python peer |", "|---|---:|---:|---:|"]
+    for who, label in [("receiver", "`receiver`"), ("worker", "`worker`"),
+                       ("receiver-all-features", "baseline: `receiver` with every core feature"),
+                       ("python-powertools", "Python peer (handler + Powertools + deps; boto3 is in the runtime)")]:
+        rows.append(f"| {label} | {mb(s[who]['bytes'])} | {mb(s[who]['zip_bytes'])} | "
+                    f"{s[who]['zip_bytes'] / peer:.1f}× |")
+    before, after = s["receiver-all-features"]["zip_bytes"], s["receiver"]["zip_bytes"]
+    rows += ["", f"The feature split saves {mb(before - after)} zipped ({after / before:.2f}× of the baseline)."]
+    return rows
+
+
+def load():
+    text = (bench / "load.log").read_text()
+    sections = re.split(r"^== ", text, flags=re.M)[1:]
+    found = {}
+    for sec in sections:
+        title = sec.split(":", 1)[0].strip()
+        rps = re.search(r"Requests/sec:\s+([\d.]+)", sec)
+        p50 = re.search(r"^\s+50%\s+([\d.]+)(us|ms|s)", sec, re.M)
+        p99 = re.search(r"^\s+99%\s+([\d.]+)(us|ms|s)", sec, re.M)
+        non2xx = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", sec)
+        verdicts = re.findall(r"^\s+(\d+) verdict=\"([a-z_]+)\" status=(\d+)", sec, re.M)
+        if not (rps and p50 and p99):
+            fail(f"no wrk figures in the load section {title!r}")
+        to_ms = lambda m: float(m.group(1)) * {"us": 0.001, "ms": 1, "s": 1000}[m.group(2)]
+        found[title] = (float(rps.group(1)), to_ms(p50), to_ms(p99),
+                        int(non2xx.group(1)) if non2xx else 0, verdicts)
+    base = found["healthz (baseline)"][0]
+    rows = ["| load (50 connections, wrk, 2 threads on the same 2 cores) | requests/s | p50 | p99 "
+            "| ÷ healthz rate | verdicts |", "|---|---:|---:|---:|---:|---|"]
+    for title, label in [("healthz (baseline)", "baseline: `GET /healthz` (HTTP stack only)"),
+                         ("first-time deliveries", "first-time deliveries (each a new event)"),
+                         ("duplicates (one id)", "duplicates (one event again and again)")]:
+        rps, p50, p99, bad, verdicts = found[title]
+        v = ", ".join(f"{n} {verdict}" for n, verdict, _ in verdicts) or "–"
+        rows.append(f"| {label} | {rps:,.0f} | {p50:.2f} ms | {p99:.2f} ms | {rps / base:.2f}× | {v} |")
+    return rows
+
+
+c = criterion()
+missing = [k for k in ["receive/accepted", "verify/1KiB/zofhook/hmac-sha256"] if k not in c]
+if missing:
+    fail(f"criterion results missing: {missing}")
+block = [BEGIN, "", f"Machine: {machine()}.", "",
+         "### Signature verification (criterion; `cargo bench -p zofhook-core --bench verify`)", "",
+         *verification(c), "",
+         "### Receive pipeline on the in-memory store (criterion; `--bench receive`)", "",
+         *pipeline(c), "",
+         "### Cold start (`target/debug/coldstart`, see infra/bench.sh)", "",
+         *coldstart(), "",
+         "### Lambda packages (`infra/bench/sizes.py`)", "",
+         *sizes(), "",
+         "### `zofhook serve` under load (`infra/load.sh`)", "",
+         *load(), "", END]
+text = "\n".join(block)
+doc = root / "BENCHMARKS.md"
+current = doc.read_text() if doc.exists() else ""
+if BEGIN in current and END in current:
+    current = current[:current.index(BEGIN)] + text + current[current.index(END) + len(END):]
+else:
+    current = current.rstrip() + "\n\n" + text + "\n"
+doc.write_text(current)
+print(text)
