@@ -2,7 +2,7 @@
 # package registries: it makes .venv with the AWS API emulator itself.
 CARGO ?= cargo
 
-.PHONY: test serve build package lint check-template fuzz fuzz-smoke fmt emulator clean
+.PHONY: test serve build package bench lint check-template fuzz fuzz-smoke fmt emulator clean
 
 ## Run the whole test suite: lint, then every test against the AWS API emulator.
 test: lint check-template fuzz-smoke
@@ -36,6 +36,10 @@ serve:
 ## Deployment packages with sam build (cargo lambda + Zig), then the Lambda tests on them.
 package:
 	infra/package.sh x86_64
+
+## Every figure in BENCHMARKS.md, with its same-run baseline; rewrites its generated block.
+bench:
+	infra/bench.sh
 
 fmt:
 	$(CARGO) fmt --all
