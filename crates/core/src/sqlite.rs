@@ -177,7 +177,19 @@ fn writer(conn: Connection, queue: mpsc::Receiver<Job>, commits: &AtomicU64) {
             }
             continue;
         }
-        let answers: Vec<Answer> = batch.into_iter().map(|job| job(Ok(&conn))).collect();
+        let answers: Vec<Answer> = batch
+            .into_iter()
+            .map(|job| {
+                // SQLite may roll a whole transaction back on its own (a full disk, an I/O
+                // error). The calls after that must not run in autocommit mode, where each
+                // savepoint would commit alone; the failed COMMIT below answers the earlier ones.
+                if conn.is_autocommit() {
+                    job(Err("the store rolled the transaction back"))
+                } else {
+                    job(Ok(&conn))
+                }
+            })
+            .collect();
         let committed = conn.execute_batch("COMMIT").map_err(|e| e.to_string());
         if committed.is_ok() {
             commits.fetch_add(1, Ordering::Relaxed);
