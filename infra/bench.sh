@@ -25,10 +25,12 @@ cargo build --release -p receiver
 cp target/release/receiver "$out/receiver"
 cargo build --release -p worker
 cp target/release/worker "$out/worker"
-# Baselines: the receiver with every core feature (what it was before the feature split), and the
-# receiver with aws-lc's CPU jitter entropy (the default this workspace turns off).
+# Baselines: the receiver with every core feature (what it was before the feature split), without
+# the init-phase warm-up, and with aws-lc's CPU jitter entropy (which this workspace turns off).
 cargo build --release -p receiver --features zofhook-core/default
 cp target/release/receiver "$out/receiver-all-features"
+cargo build --release -p receiver --features bench-no-warm-up
+cp target/release/receiver "$out/receiver-no-warm-up"
 AWS_LC_SYS_NO_JITTER_ENTROPY=0 CARGO_TARGET_DIR="$root/target/bench-jitter" \
   cargo build --release -p receiver
 cp target/bench-jitter/release/receiver "$out/receiver-jitter"
@@ -44,6 +46,7 @@ echo "== cold start, $runs runs each, emulator over TLS" >&2
 ZOFHOOK_EMULATOR_TLS=1 infra/with-emulator.sh target/debug/coldstart \
   --runs "$runs" --out "$out/coldstart.json" \
   --rust receiver="$out/receiver" \
+  --rust receiver-no-warm-up="$out/receiver-no-warm-up" \
   --rust receiver-jitter="$out/receiver-jitter" \
   --python python-powertools="$root/.venv-bench/bin/python,$root/infra/bench/peer" >&2
 

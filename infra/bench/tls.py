@@ -51,8 +51,13 @@ server = (
     .not_valid_before(life[0])
     .not_valid_after(life[1])
     .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-    .add_extension(x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
-                   critical=False)
+    # Three names for the one loopback server, so the cold-start bench can give each AWS service
+    # its own host (and connection), as in AWS.
+    .add_extension(x509.SubjectAlternativeName([
+        x509.IPAddress(ipaddress.ip_address("127.0.0.1")),
+        x509.DNSName("localhost"),
+        x509.IPAddress(ipaddress.ip_address("::ffff:127.0.0.1")),
+    ]), critical=False)
     .add_extension(x509.ExtendedKeyUsage([x509.oid.ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
     .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()),
                    critical=False)

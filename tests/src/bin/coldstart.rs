@@ -107,6 +107,24 @@ fn base_env() -> Vec<(String, String)> {
         .collect();
     // Lambda sets both region variables; botocore reads only the second.
     env.push(("AWS_DEFAULT_REGION".into(), e2e::REGION.into()));
+    // In AWS each service is its own host, so each needs its own connection and TLS handshake.
+    // Three names of the one emulator give the same here (the certificate has all three).
+    let endpoint = e2e::endpoint();
+    if let Some(port) = endpoint
+        .strip_prefix("https://127.0.0.1:")
+        .map(|p| p.trim_end_matches('/'))
+    {
+        for (service, host) in [
+            ("SECRETS_MANAGER", "127.0.0.1"),
+            ("DYNAMODB", "localhost"),
+            ("SQS", "[::ffff:127.0.0.1]"),
+        ] {
+            env.push((
+                format!("AWS_ENDPOINT_URL_{service}"),
+                format!("https://{host}:{port}"),
+            ));
+        }
+    }
     for name in ["SSL_CERT_FILE", "AWS_CA_BUNDLE"] {
         if let Ok(value) = std::env::var(name) {
             env.push((name.to_string(), value));
