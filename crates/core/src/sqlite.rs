@@ -68,8 +68,23 @@ type Answer = Box<dyn FnOnce(Result<(), String>) + Send>;
 
 #[derive(Clone)]
 pub struct Db {
+    // Field order matters: the last handle drops its sender first, which ends the writer's
+    // loop, and then `_writer`, which waits for the writer to close the database.
     jobs: mpsc::Sender<Job>,
     commits: Arc<AtomicU64>,
+    _writer: Arc<Writer>,
+}
+
+/// The writer thread, joined when the last `Db` handle is dropped: the connection then closes
+/// cleanly (checkpointing the WAL into the database file) before the process exits.
+struct Writer(Option<std::thread::JoinHandle<()>>);
+
+impl Drop for Writer {
+    fn drop(&mut self) {
+        if let Some(thread) = self.0.take() {
+            let _ = thread.join();
+        }
+    }
 }
 
 impl Db {
@@ -91,14 +106,18 @@ impl Db {
         let (jobs, queue) = mpsc::channel::<Job>();
         let commits = Arc::new(AtomicU64::new(0));
         let counted = commits.clone();
-        std::thread::Builder::new()
+        let thread = std::thread::Builder::new()
             .name("zofhook-store".into())
             .spawn(move || writer(conn, queue, &counted))
             .map_err(|e| OpenError {
                 path: path.display().to_string(),
                 source: rusqlite::Error::ToSqlConversionFailure(Box::new(e)),
             })?;
-        Ok(Db { jobs, commits })
+        Ok(Db {
+            jobs,
+            commits,
+            _writer: Arc::new(Writer(Some(thread))),
+        })
     }
 
     /// How many transactions the writer has committed (each is one fsync of the WAL).
@@ -301,6 +320,25 @@ mod tests {
         // The writer survived the panics.
         db.transaction(insert("evt_after".into())).await.unwrap();
         assert!(committed(&dir, "evt_after"));
+    }
+
+    #[tokio::test]
+    async fn dropping_the_last_handle_closes_the_database_cleanly() {
+        let dir = dir("close");
+        let db = Db::open(&dir).unwrap();
+        db.transaction(insert("evt_kept".into())).await.unwrap();
+        assert!(dir.join(format!("{FILE_NAME}-wal")).exists());
+        let other = db.clone();
+        drop(db);
+        other
+            .transaction(insert("evt_kept_2".into()))
+            .await
+            .unwrap();
+        drop(other);
+        // A clean close checkpoints the WAL into the database file and deletes it, so a
+        // read-only data dir later still has a complete database file.
+        assert!(!dir.join(format!("{FILE_NAME}-wal")).exists());
+        assert!(committed(&dir, "evt_kept_2"));
     }
 
     #[tokio::test]
