@@ -9,7 +9,7 @@
 //! and only then answers each call. Concurrent deliveries share one fsync instead of paying one
 //! each, and no caller hears of a write before the commit that holds it returned.
 
-use rusqlite::Connection;
+use rusqlite::{Connection, Transaction, TransactionBehavior};
 use std::panic::AssertUnwindSafe;
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -60,9 +60,10 @@ pub struct OpenError {
 /// Most calls one commit takes; a bound on how long the first caller of a batch waits.
 const MAX_BATCH: usize = 256;
 
-/// A call queued for the writer thread: runs in a savepoint of the open transaction (or is told
-/// why there is none), and returns what answers the caller once the batch's commit has ended.
-type Job = Box<dyn FnOnce(Result<&Connection, &str>) -> Answer + Send>;
+/// A call queued for the writer thread: runs on the open transaction's savepoint (or is told why
+/// there is none), and returns whether its writes are to be kept and what answers the caller
+/// once the batch's commit has ended.
+type Job = Box<dyn FnOnce(Result<&Connection, &str>) -> (bool, Answer) + Send>;
 /// Answers a call with its value, or with the commit's error if the commit failed.
 type Answer = Box<dyn FnOnce(Result<(), String>) + Send>;
 
@@ -125,8 +126,8 @@ impl Db {
         self.commits.load(Ordering::Relaxed)
     }
 
-    /// Runs `f` atomically (its own savepoint in the writer's current transaction) and returns
-    /// its value once the transaction holding it has committed.
+    /// Runs `f` atomically (in its own savepoint of the writer's current transaction) and
+    /// returns its value once the transaction holding it has committed.
     pub async fn transaction<T, F>(&self, f: F) -> Result<T, String>
     where
         T: Send + 'static,
@@ -135,14 +136,18 @@ impl Db {
         let (answer, answered) = oneshot::channel::<Result<T, String>>();
         let job: Job = Box::new(move |conn: Result<&Connection, &str>| {
             let value = match conn {
-                Ok(conn) => std::panic::catch_unwind(AssertUnwindSafe(|| in_savepoint(conn, f)))
-                    .unwrap_or_else(|_| Err("the store call panicked".to_string())),
+                Ok(conn) => std::panic::catch_unwind(AssertUnwindSafe(|| {
+                    f(conn).map_err(|e| e.to_string())
+                }))
+                .unwrap_or_else(|_| Err("the store call panicked".to_string())),
                 Err(why) => Err(why.to_string()),
             };
-            Box::new(move |committed: Result<(), String>| {
+            let keep = value.is_ok();
+            let answer: Answer = Box::new(move |committed: Result<(), String>| {
                 // The caller may have given up (its deadline); then nobody is waiting.
                 let _ = answer.send(committed.and(value));
-            })
+            });
+            (keep, answer)
         });
         self.jobs
             .send(job)
@@ -153,33 +158,9 @@ impl Db {
     }
 }
 
-/// `f` between `SAVEPOINT` and `RELEASE`, or rolled back to the savepoint if it fails.
-fn in_savepoint<T>(
-    conn: &Connection,
-    f: impl FnOnce(&Connection) -> rusqlite::Result<T>,
-) -> Result<T, String> {
-    conn.execute_batch("SAVEPOINT call")
-        .map_err(|e| e.to_string())?;
-    match f(conn) {
-        Ok(value) => {
-            conn.execute_batch("RELEASE call")
-                .map_err(|e| e.to_string())?;
-            Ok(value)
-        }
-        Err(e) => {
-            // Undo this call's writes only; the others in the batch stay.
-            let undo = conn.execute_batch("ROLLBACK TO call; RELEASE call");
-            match undo {
-                Ok(()) => Err(e.to_string()),
-                Err(undo) => Err(format!("{e} (and its rollback failed: {undo})")),
-            }
-        }
-    }
-}
-
 /// The writer thread: a batch of whatever calls are queued, one transaction, one commit.
 /// Ends when every `Db` handle is gone.
-fn writer(conn: Connection, queue: mpsc::Receiver<Job>, commits: &AtomicU64) {
+fn writer(mut conn: Connection, queue: mpsc::Receiver<Job>, commits: &AtomicU64) {
     while let Ok(first) = queue.recv() {
         let mut batch = vec![first];
         while batch.len() < MAX_BATCH {
@@ -188,37 +169,53 @@ fn writer(conn: Connection, queue: mpsc::Receiver<Job>, commits: &AtomicU64) {
                 Err(_) => break,
             }
         }
-        if let Err(e) = conn.execute_batch("BEGIN IMMEDIATE") {
-            // Not run: a savepoint outside a transaction would commit on its own.
-            let why = format!("the store could not begin a transaction: {e}");
-            for job in batch {
-                job(Err(&why))(Ok(()));
-            }
-            continue;
-        }
-        let answers: Vec<Answer> = batch
-            .into_iter()
-            .map(|job| {
-                // SQLite may roll a whole transaction back on its own (a full disk, an I/O
-                // error). The calls after that must not run in autocommit mode, where each
-                // savepoint would commit alone; the failed COMMIT below answers the earlier ones.
-                if conn.is_autocommit() {
-                    job(Err("the store rolled the transaction back"))
-                } else {
-                    job(Ok(&conn))
+        let mut tx = match conn.transaction_with_behavior(TransactionBehavior::Immediate) {
+            Ok(tx) => tx,
+            Err(e) => {
+                // Not run: a savepoint outside a transaction would commit on its own.
+                let why = format!("the store could not begin a transaction: {e}");
+                for job in batch {
+                    job(Err(&why)).1(Ok(()));
                 }
-            })
-            .collect();
-        let committed = conn.execute_batch("COMMIT").map_err(|e| e.to_string());
+                continue;
+            }
+        };
+        let answers: Vec<Answer> = batch.into_iter().map(|job| run(&mut tx, job)).collect();
+        // A failed commit drops `tx`, which rolls back whatever is left of the transaction.
+        let committed = tx.commit().map_err(|e| e.to_string());
         if committed.is_ok() {
             commits.fetch_add(1, Ordering::Relaxed);
         }
-        if committed.is_err() && !conn.is_autocommit() {
-            // A failed COMMIT leaves the transaction open: end it, so nothing of it stays.
-            let _ = conn.execute_batch("ROLLBACK");
-        }
         for answer in answers {
             answer(committed.clone());
+        }
+    }
+}
+
+/// One call in its own savepoint: released if the call succeeded, rolled back alone if not.
+fn run(tx: &mut Transaction<'_>, job: Job) -> Answer {
+    // SQLite may roll a whole transaction back on its own (a full disk, an I/O error). The calls
+    // after that must not run in autocommit mode, where each savepoint would commit alone; the
+    // failed COMMIT answers the earlier ones.
+    if tx.is_autocommit() {
+        return job(Err("the store rolled the transaction back")).1;
+    }
+    let savepoint = match tx.savepoint() {
+        Ok(savepoint) => savepoint,
+        Err(e) => return job(Err(&e.to_string())).1,
+    };
+    let (keep, answer) = job(Ok(&savepoint));
+    // `finish` applies the savepoint's default drop behaviour: roll back, then release.
+    let ended = if keep {
+        savepoint.commit()
+    } else {
+        savepoint.finish()
+    };
+    match ended {
+        Ok(()) => answer,
+        Err(e) => {
+            let e = e.to_string();
+            Box::new(move |_| answer(Err(e)))
         }
     }
 }
