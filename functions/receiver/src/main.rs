@@ -49,8 +49,9 @@ async fn cold_start() -> Result<(Receiver, Metrics), Error> {
         SecretsManagerSecrets::new(secretsmanager::Client::new(&sdk), secret_arn),
         REFRESH_INTERVAL,
     );
-    // The DynamoDB and SQS connections open while the secret is fetched: the first delivery
-    // does not pay for them, and the init phase hardly waits longer (BENCHMARKS.md).
+    // The DynamoDB and SQS connections open while the secret is fetched, so the first delivery
+    // does not pay for them. Against the emulator this lengthens init by about 8 ms
+    // (BENCHMARKS.md, which also says why it is kept).
     let (secrets, ()) = tokio::join!(secrets, warm_up(&ledger, &queue));
     let secrets = secrets?;
     let metrics = Metrics::new(config.metrics_namespace.clone(), "receiver");
