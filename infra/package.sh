@@ -21,5 +21,6 @@ print(len(buf.getvalue()))' "$bootstrap")
   echo "$function: bootstrap $(stat -c %s "$bootstrap") bytes, zipped $zipped bytes"
 done
 if [ "$arch" = x86_64 ]; then
-  ZOFHOOK_LAMBDA_BUILD_DIR="$root/.aws-sam/build" infra/with-emulator.sh cargo test -p e2e --test lambdas
+  # --workspace, as make test builds: the same feature set, so nothing is compiled a second time.
+  ZOFHOOK_LAMBDA_BUILD_DIR="$root/.aws-sam/build" infra/with-emulator.sh cargo test --workspace --test lambdas
 fi
