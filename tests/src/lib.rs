@@ -273,6 +273,7 @@ impl Drop for Serve {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+        let _ = std::fs::remove_file(&self.stderr_log);
     }
 }
 
@@ -292,11 +293,30 @@ pub fn zofhook(args: &[&str], env: &[(&str, String)]) -> (i32, String, String) {
     )
 }
 
-/// A fresh, empty data dir.
-pub fn data_dir() -> PathBuf {
-    let dir = std::env::temp_dir().join(unique("zofhook-data"));
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
+/// A fresh, empty data dir under the system temp dir, removed with its contents when dropped:
+/// keep it bound (`let dir = data_dir();`) for as long as anything uses it.
+pub struct DataDir(tempfile::TempDir);
+
+impl std::ops::Deref for DataDir {
+    type Target = std::path::Path;
+    fn deref(&self) -> &std::path::Path {
+        self.0.path()
+    }
+}
+
+impl AsRef<std::path::Path> for DataDir {
+    fn as_ref(&self) -> &std::path::Path {
+        self.0.path()
+    }
+}
+
+pub fn data_dir() -> DataDir {
+    DataDir(
+        tempfile::Builder::new()
+            .prefix("zofhook-data-")
+            .tempdir()
+            .unwrap(),
+    )
 }
 
 /// The default scheme's signature header value for `body`.

@@ -578,8 +578,9 @@ fn every_setting_is_a_flag_and_a_variable() {
         assert!(help.contains(flag), "{flag} missing");
     }
     // The variable works as well as the flag.
+    let dir = e2e::data_dir();
     let (code, _, err) = zofhook(
-        &["--data-dir", e2e::data_dir().to_str().unwrap(), "serve"],
+        &["--data-dir", dir.to_str().unwrap(), "serve"],
         &[("ZOFHOOK_DEDUPE_RETENTION_DAYS", "0".into())],
     );
     assert_eq!(code, 2);

@@ -503,7 +503,8 @@ async fn no_log_line_of_a_full_run_holds_the_secret_or_the_api_token() {
 
 /// A small tmpfs mounted on a fresh dir, unmounted when dropped (needs root, as on this machine).
 struct SmallDisk {
-    path: std::path::PathBuf,
+    /// The mount point; removed after the unmount in Drop.
+    path: e2e::DataDir,
 }
 
 impl SmallDisk {
@@ -561,7 +562,7 @@ impl Drop for SmallDisk {
     fn drop(&mut self) {
         let _ = std::process::Command::new("umount")
             .arg("-l")
-            .arg(&self.path)
+            .arg(&*self.path)
             .status();
     }
 }

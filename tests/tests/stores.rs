@@ -43,7 +43,8 @@ async fn the_embedded_queue_has_visibility_receive_counts_and_a_dead_letter_stat
 
     let now = Arc::new(AtomicI64::new(1_000_000));
     let clock_now = now.clone();
-    let db = zofhook_core::sqlite::Db::open(&e2e::data_dir()).unwrap();
+    let dir = e2e::data_dir();
+    let db = zofhook_core::sqlite::Db::open(&dir).unwrap();
     let q = SqliteQueue::new(
         db,
         Duration::from_secs(30),

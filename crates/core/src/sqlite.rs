@@ -225,14 +225,12 @@ mod tests {
     use super::*;
     use rusqlite::OptionalExtension;
 
-    fn dir(name: &str) -> std::path::PathBuf {
-        let dir = std::env::temp_dir().join(format!(
-            "zofhook-db-{name}-{}-{}",
-            std::process::id(),
-            crate::now_ms()
-        ));
-        std::fs::create_dir_all(&dir).unwrap();
-        dir
+    /// A fresh directory, removed when the returned guard drops.
+    fn dir(name: &str) -> tempfile::TempDir {
+        tempfile::Builder::new()
+            .prefix(&format!("zofhook-db-{name}-"))
+            .tempdir()
+            .unwrap()
     }
 
     fn insert(id: String) -> impl FnOnce(&Connection) -> rusqlite::Result<()> + Send {
@@ -258,7 +256,8 @@ mod tests {
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
     async fn concurrent_calls_share_commits_and_answer_only_after_theirs() {
-        let dir = dir("group");
+        let tmp = dir("group");
+        let dir = tmp.path().to_path_buf();
         let db = Db::open(&dir).unwrap();
         let mut calls = tokio::task::JoinSet::new();
         for n in 0..200 {
@@ -282,7 +281,8 @@ mod tests {
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
     async fn a_failing_call_rolls_back_alone() {
-        let dir = dir("savepoint");
+        let tmp = dir("savepoint");
+        let dir = tmp.path().to_path_buf();
         let db = Db::open(&dir).unwrap();
         let mut calls = tokio::task::JoinSet::new();
         for n in 0..50 {
@@ -321,7 +321,8 @@ mod tests {
 
     #[tokio::test]
     async fn dropping_the_last_handle_closes_the_database_cleanly() {
-        let dir = dir("close");
+        let tmp = dir("close");
+        let dir = tmp.path().to_path_buf();
         let db = Db::open(&dir).unwrap();
         db.transaction(insert("evt_kept".into())).await.unwrap();
         assert!(dir.join(format!("{FILE_NAME}-wal")).exists());
@@ -340,7 +341,8 @@ mod tests {
 
     #[tokio::test]
     async fn a_failed_begin_answers_every_call_with_the_error() {
-        let dir = dir("locked");
+        let tmp = dir("locked");
+        let dir = tmp.path().to_path_buf();
         let db = Db::open(&dir).unwrap();
         db.transaction(insert("evt_before".into())).await.unwrap();
         // Another connection holds the write lock for longer than the busy timeout.
