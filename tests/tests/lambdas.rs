@@ -92,6 +92,12 @@ fn signed_headers(body: &[u8]) -> Value {
     json!({ "content-type": "application/json", name: value })
 }
 
+/// A signed `POST /webhook` through the HTTP API.
+fn signed_delivery(body: &[u8]) -> Value {
+    let text = std::str::from_utf8(body).unwrap();
+    http_api("POST", signed_headers(body), text, false)
+}
+
 fn status_and_body(response: &Value) -> (i64, Value) {
     let body: Value = serde_json::from_str(response["body"].as_str().unwrap()).unwrap();
     (response["statusCode"].as_i64().unwrap(), body)
@@ -121,10 +127,7 @@ async fn a_signed_event_is_recorded_enqueued_claimed_and_processed() {
     let body = event("evt_e2e_1", "org_a", "run_1");
     let text = String::from_utf8(body.clone()).unwrap();
 
-    let response = receiver
-        .invoke(http_api("POST", signed_headers(&body), &text, false))
-        .await
-        .unwrap();
+    let response = receiver.invoke(signed_delivery(&body)).await.unwrap();
     assert_eq!(
         status_and_body(&response),
         (200, json!({"status": "accepted", "id": "evt_e2e_1"}))
@@ -136,10 +139,7 @@ async fn a_signed_event_is_recorded_enqueued_claimed_and_processed() {
     );
 
     // Zof delivers it again: a duplicate, and nothing more is queued.
-    let again = receiver
-        .invoke(http_api("POST", signed_headers(&body), &text, false))
-        .await
-        .unwrap();
+    let again = receiver.invoke(signed_delivery(&body)).await.unwrap();
     assert_eq!(
         status_and_body(&again),
         (200, json!({"status": "duplicate", "id": "evt_e2e_1"}))
@@ -348,11 +348,7 @@ async fn a_failed_warm_up_does_not_stop_the_start() {
     }
     let receiver = Function::start(&binary("receiver"), "receiver", &s.receiver_env).await;
     let body = event("evt_warm_up_1", "org_e2e", "run_1");
-    let text = String::from_utf8(body.clone()).unwrap();
-    let reply = receiver
-        .invoke(http_api("POST", signed_headers(&body), &text, false))
-        .await
-        .unwrap();
+    let reply = receiver.invoke(signed_delivery(&body)).await.unwrap();
     assert_eq!(status_and_body(&reply).0, 503);
     let logs = receiver.logs().await.join("\n");
     assert!(logs.contains("ledger warm-up failed"), "{logs}");
