@@ -18,6 +18,7 @@ fn record(id: &str, status: Status, lease_until: i64, token: &str) -> Record {
         received_at: zofhook_core::rfc3339(T),
         lease_until,
         lease_token: Some(token.into()),
+        delivery_token: Some(token.into()),
         attempts: 0,
         outcome: None,
         error: None,

@@ -4,6 +4,7 @@
 
 pub mod conformance;
 pub mod fake;
+pub mod fault;
 pub mod lambda;
 pub mod template;
 

@@ -33,6 +33,7 @@ fn record(id: &str, status: Status, lease_until: i64, token: &str) -> Record {
         received_at: zofhook_core::rfc3339(now()),
         lease_until,
         lease_token: Some(token.into()),
+        delivery_token: Some(token.into()),
         attempts: 0,
         outcome: None,
         error: None,

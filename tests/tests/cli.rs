@@ -442,6 +442,7 @@ async fn dead_lettered_messages_are_redriven() {
             db,
             Duration::from_secs(30),
             1,
+            zofhook_core::config::Config::default().backoff(),
             zofhook_core::system_clock(),
         );
         zofhook_core::queue::Queue::send(&queue, "evt_bad", b"not an event")
@@ -455,6 +456,7 @@ async fn dead_lettered_messages_are_redriven() {
             db,
             Duration::from_secs(30),
             1,
+            zofhook_core::config::Config::default().backoff(),
             zofhook_core::system_clock(),
         );
         async move { queue.depth().await.unwrap() }

@@ -45,10 +45,15 @@ async fn the_embedded_queue_has_visibility_receive_counts_and_a_dead_letter_stat
     let clock_now = now.clone();
     let dir = e2e::data_dir();
     let db = zofhook_core::sqlite::Db::open(&dir).unwrap();
+    let backoff = zofhook_core::queue::Backoff {
+        base: Duration::from_secs(1),
+        max: Duration::from_secs(2),
+    };
     let q = SqliteQueue::new(
         db,
         Duration::from_secs(30),
         2,
+        backoff,
         Arc::new(move || clock_now.load(Ordering::SeqCst)),
     );
     q.send("a", b"first").await.unwrap();
@@ -77,6 +82,9 @@ async fn the_embedded_queue_has_visibility_receive_counts_and_a_dead_letter_stat
     assert_eq!((again.len(), again[0].receive_count), (1, 2));
     q.retry(&again[0]).await.unwrap();
     assert!(q.receive(10).await.unwrap().is_empty(), "backing off");
+    // A restart's release leaves a message in backoff waiting.
+    assert_eq!(q.release_in_flight().await.unwrap(), 0);
+    assert!(q.receive(10).await.unwrap().is_empty(), "still backing off");
     now.fetch_add(2_000, Ordering::SeqCst);
     assert!(
         q.receive(10).await.unwrap().is_empty(),
@@ -89,6 +97,15 @@ async fn the_embedded_queue_has_visibility_receive_counts_and_a_dead_letter_stat
         (back[0].body.as_slice(), back[0].receive_count),
         (&b"first"[..], 1)
     );
+    // Taken by a consumer that died: released at once, not after the visibility timeout.
+    assert!(q.receive(10).await.unwrap().is_empty());
+    assert_eq!(q.release_in_flight().await.unwrap(), 1);
+    let released = q.receive(10).await.unwrap();
+    assert_eq!((released.len(), released[0].receive_count), (1, 2));
+    // The dead consumer's receipt acknowledges nothing now.
+    q.ack(&back[0]).await.unwrap();
+    assert_eq!(q.depth().await.unwrap(), (1, 0));
+    let back = released;
     assert!(q
         .ack(&zofhook_core::queue::Received {
             handle: "nonsense".into(),

@@ -28,36 +28,72 @@ pub enum Backend {
         ledger: SqliteLedger,
         queue: SqliteQueue,
     },
+    /// Each part is there when the command asked for it (and so for its `--aws` flag).
     Aws {
-        ledger: DynamoLedger,
-        queue: SqsQueue,
-        inbox: SqsInbox,
+        ledger: Option<DynamoLedger>,
+        queue: Option<SqsQueue>,
+        inbox: Option<SqsInbox>,
     },
 }
 
+/// What a command uses: with `--aws`, only these flags are required.
+#[derive(Debug, Clone, Copy)]
+pub struct Needs {
+    /// The ledger: `--table-name`.
+    pub table: bool,
+    /// The event queue: `--queue-url`.
+    pub queue: bool,
+    /// The dead-letter queue: `--dlq-url`.
+    pub dlq: bool,
+}
+
+impl Needs {
+    pub const SERVE: Needs = Needs {
+        table: true,
+        queue: true,
+        dlq: false,
+    };
+    pub const EVENTS: Needs = Needs {
+        table: true,
+        queue: false,
+        dlq: false,
+    };
+    pub const REDRIVE: Needs = Needs {
+        table: false,
+        queue: true,
+        dlq: true,
+    };
+}
+
 impl Backend {
-    pub async fn open(global: &Global, config: &Config) -> Result<Backend> {
+    pub async fn open(global: &Global, config: &Config, needs: Needs) -> Result<Backend> {
         if global.aws {
-            let table = global
-                .table_name
-                .clone()
-                .context("--aws needs --table-name (ZOFHOOK_TABLE_NAME)")?;
-            let queue_url = global
-                .queue_url
-                .clone()
-                .context("--aws needs --queue-url (ZOFHOOK_QUEUE_URL)")?;
+            let need =
+                |given: &Option<String>, needed: bool, flag: &str, env: &str| match (given, needed)
+                {
+                    (Some(value), _) => Ok(Some(value.clone())),
+                    (None, true) => Err(anyhow::anyhow!("--aws needs {flag} ({env})")),
+                    (None, false) => Ok(None),
+                };
+            let table = need(
+                &global.table_name,
+                needs.table,
+                "--table-name",
+                "ZOFHOOK_TABLE_NAME",
+            )?;
+            let queue_url = need(
+                &global.queue_url,
+                needs.queue,
+                "--queue-url",
+                "ZOFHOOK_QUEUE_URL",
+            )?;
+            let dlq_url = need(&global.dlq_url, needs.dlq, "--dlq-url", "ZOFHOOK_DLQ_URL")?;
             let sdk = zofhook_core::aws::sdk_config(config).await;
             let sqs = sqs::Client::new(&sdk);
             return Ok(Backend::Aws {
-                ledger: DynamoLedger::new(dynamodb::Client::new(&sdk), table),
-                queue: SqsQueue::new(sqs.clone(), queue_url.clone()),
-                inbox: SqsInbox::new(
-                    sqs,
-                    queue_url,
-                    global.dlq_url.clone(),
-                    2,
-                    config.processing_lease,
-                ),
+                ledger: table.map(|table| DynamoLedger::new(dynamodb::Client::new(&sdk), table)),
+                queue: queue_url.clone().map(|url| SqsQueue::new(sqs.clone(), url)),
+                inbox: queue_url.map(|url| SqsInbox::new(sqs, url, dlq_url, config)),
             });
         }
         std::fs::create_dir_all(&global.data_dir)
@@ -69,29 +105,51 @@ impl Backend {
                 db,
                 config.processing_lease,
                 config.max_receive_count,
+                config.backoff(),
                 zofhook_core::system_clock(),
             ),
         })
     }
 
-    pub fn ledger(&self) -> Arc<dyn Ledger> {
+    pub fn ledger(&self) -> Result<Arc<dyn Ledger>> {
         match self {
-            Backend::Local { ledger, .. } => Arc::new(ledger.clone()),
-            Backend::Aws { ledger, .. } => Arc::new(ledger.clone()),
+            Backend::Local { ledger, .. } => Ok(Arc::new(ledger.clone())),
+            Backend::Aws { ledger, .. } => Ok(Arc::new(
+                ledger.clone().context("--aws needs --table-name")?,
+            )),
         }
     }
 
-    pub fn queue(&self) -> Arc<dyn Queue> {
+    pub fn queue(&self) -> Result<Arc<dyn Queue>> {
         match self {
-            Backend::Local { queue, .. } => Arc::new(queue.clone()),
-            Backend::Aws { queue, .. } => Arc::new(queue.clone()),
+            Backend::Local { queue, .. } => Ok(Arc::new(queue.clone())),
+            Backend::Aws { queue, .. } => {
+                Ok(Arc::new(queue.clone().context("--aws needs --queue-url")?))
+            }
         }
     }
 
-    pub fn inbox(&self) -> Arc<dyn Inbox> {
+    pub fn inbox(&self) -> Result<Arc<dyn Inbox>> {
         match self {
-            Backend::Local { queue, .. } => Arc::new(queue.clone()),
-            Backend::Aws { inbox, .. } => Arc::new(inbox.clone()),
+            Backend::Local { queue, .. } => Ok(Arc::new(queue.clone())),
+            Backend::Aws { inbox, .. } => {
+                Ok(Arc::new(inbox.clone().context("--aws needs --queue-url")?))
+            }
+        }
+    }
+
+    /// On the embedded store, ends the leases and takes back the messages of a process that
+    /// died holding them (call it only as the data dir's owner). Returns how many events.
+    pub async fn release_in_flight(&self) -> Result<usize> {
+        match self {
+            Backend::Local { ledger, queue } => {
+                let leases = ledger.release_leases().await?;
+                let messages = queue.release_in_flight().await?;
+                Ok(leases.max(messages))
+            }
+            // SQS returns a dead consumer's messages after their visibility timeout, and the
+            // worker takes over an expired claim.
+            Backend::Aws { .. } => Ok(0),
         }
     }
 
@@ -101,12 +159,61 @@ impl Backend {
             Backend::Aws { ledger, queue, .. } => {
                 format!(
                     "DynamoDB table {} and SQS queue {}",
-                    ledger.table(),
-                    queue.url()
+                    ledger.as_ref().map(|l| l.table()).unwrap_or("-"),
+                    queue.as_ref().map(|q| q.url()).unwrap_or("-")
                 )
             }
         }
     }
+}
+
+/// The file in the data dir that `serve` locks: it names the process that owns the dir.
+pub const LOCK_FILE: &str = "serve.lock";
+
+/// The data dir's ownership by one `serve`, released when dropped (or when the process dies,
+/// however it dies: the lock is the operating system's).
+pub struct DataDirLock {
+    _file: std::fs::File,
+}
+
+/// Makes this process the data dir's one `serve`; if another holds it, says which.
+pub fn lock_data_dir(dir: &Path) -> Result<DataDirLock> {
+    use std::io::{Read, Seek, Write};
+    std::fs::create_dir_all(dir)
+        .with_context(|| format!("cannot create the data dir {}", dir.display()))?;
+    let path = dir.join(LOCK_FILE);
+    let mut file = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(&path)
+        .with_context(|| format!("cannot open {}", path.display()))?;
+    match file.try_lock() {
+        Ok(()) => {}
+        Err(std::fs::TryLockError::WouldBlock) => {
+            let mut owner = String::new();
+            let _ = file.read_to_string(&mut owner);
+            let owner = owner.trim();
+            let owner = if owner.is_empty() {
+                "another process".to_string()
+            } else {
+                owner.to_string()
+            };
+            bail!(
+                "the data dir {} is in use by {owner}; stop it first, or give this one another --data-dir",
+                dir.display()
+            );
+        }
+        Err(std::fs::TryLockError::Error(e)) => {
+            return Err(e).with_context(|| format!("cannot lock {}", path.display()))
+        }
+    }
+    file.set_len(0)?;
+    file.rewind()?;
+    write!(file, "zofhook serve (pid {})", std::process::id())?;
+    file.flush()?;
+    Ok(DataDirLock { _file: file })
 }
 
 /// A secret kept in the data dir, as `serve` announces it.
@@ -185,12 +292,13 @@ pub enum EventsCommand {
 }
 
 pub async fn events(global: &Global, config: &Config, command: EventsCommand) -> Result<i32> {
-    let backend = Backend::open(global, config).await?;
+    let backend = Backend::open(global, config, Needs::EVENTS).await?;
     match command {
         EventsCommand::List { json, limit } => {
             let records = match &backend {
                 Backend::Local { ledger, .. } => ledger.list(limit).await?,
                 Backend::Aws { ledger, .. } => {
+                    let ledger = ledger.as_ref().context("--aws needs --table-name")?;
                     let mut all = Vec::new();
                     let mut next = None;
                     while all.len() < limit {
@@ -213,7 +321,7 @@ pub async fn events(global: &Global, config: &Config, command: EventsCommand) ->
             }
             Ok(0)
         }
-        EventsCommand::Show { id, json } => match backend.ledger().get(&id).await? {
+        EventsCommand::Show { id, json } => match backend.ledger()?.get(&id).await? {
             None => {
                 eprintln!("zofhook: no event {id}");
                 Ok(1)
@@ -280,8 +388,8 @@ fn print_record(r: &Record) {
 }
 
 pub async fn redrive(global: &Global, config: &Config) -> Result<i32> {
-    let backend = Backend::open(global, config).await?;
-    let moved = backend.inbox().redrive().await?;
+    let backend = Backend::open(global, config, Needs::REDRIVE).await?;
+    let moved = backend.inbox()?.redrive().await?;
     println!("moved {moved} dead-lettered event(s) back to the queue");
     Ok(0)
 }

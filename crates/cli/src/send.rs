@@ -21,12 +21,16 @@ pub struct SendArgs {
     /// The event type.
     #[arg(long = "type", default_value = "run.completed")]
     pub kind: String,
-    /// The event id (default: a new evt_… id).
+    /// The event id (default: a new evt_… id). With --id the event is determined by the flags
+    /// (run id and created derived from the id), so sending an id again is a true duplicate.
     #[arg(long)]
     pub id: Option<String>,
-    /// The run id (default: a new run_… id).
+    /// The run id (default: derived from --id, else a new run_… id).
     #[arg(long)]
     pub run_id: Option<String>,
+    /// The event's `created` time, RFC 3339 (default: 2026-01-01T00:00:00Z with --id, else now).
+    #[arg(long)]
+    pub created: Option<String>,
     /// The organization (default: the OrganizationId setting, or org_local).
     #[arg(long)]
     pub org: Option<String>,
@@ -63,6 +67,9 @@ pub struct VerifyArgs {
     #[arg(long)]
     pub timestamp: Option<i64>,
 }
+
+/// `created` of an event sent with --id and no --created.
+const FIXED_CREATED: &str = "2026-01-01T00:00:00Z";
 
 fn verifier(config: &Config) -> Verifier {
     Verifier::new(
@@ -109,10 +116,23 @@ pub async fn send(global: &Global, config: &Config, args: SendArgs) -> Result<i3
                 .clone()
                 .or_else(|| config.organization_id.clone())
                 .unwrap_or_else(|| "org_local".to_string());
-            let run_id = args.run_id.clone().unwrap_or_else(|| random_id("run"));
-            let created = zofhook_core::rfc3339(zofhook_core::now_ms() / 1000 * 1000);
+            // An event named by --id is the same event every time: nothing in it is random.
+            let (id, derived_run, default_created) = match &args.id {
+                Some(id) => {
+                    let digest = zofhook_core::event::body_sha256(id.as_bytes());
+                    let run = format!("run_{}", &digest[..16]);
+                    (id.clone(), run, FIXED_CREATED.to_string())
+                }
+                None => (
+                    random_id("evt"),
+                    random_id("run"),
+                    zofhook_core::rfc3339(zofhook_core::now_ms() / 1000 * 1000),
+                ),
+            };
+            let run_id = args.run_id.clone().unwrap_or(derived_run);
+            let created = args.created.clone().unwrap_or(default_created);
             json!({
-                "id": args.id.clone().unwrap_or_else(|| random_id("evt")),
+                "id": id,
                 "type": args.kind,
                 "created": created,
                 "data": {"object": {"id": run_id, "organization_id": org, "run_id": run_id}}

@@ -2,7 +2,7 @@
 //! on the embedded store or, with `--aws`, on DynamoDB + SQS. SIGINT or SIGTERM: stop
 //! accepting, finish the requests and messages in hand, exit 0.
 
-use crate::backend::{secrets, Backend, SECRET_FILE, URL_FILE};
+use crate::backend::{lock_data_dir, secrets, Backend, Needs, SECRET_FILE, URL_FILE};
 use crate::Global;
 use anyhow::{Context, Result};
 use axum::body::Body as HttpBody;
@@ -41,13 +41,19 @@ struct App {
 
 pub async fn serve(global: &Global, config: Config, args: ServeArgs) -> Result<i32> {
     let config = Arc::new(config);
-    let backend = Backend::open(global, &config).await?;
+    // The embedded store has one owner; whatever it finds in flight, a dead predecessor left.
+    let _owner = match global.aws {
+        false => Some(lock_data_dir(&global.data_dir)?),
+        true => None,
+    };
+    let backend = Backend::open(global, &config, Needs::SERVE).await?;
+    let resumed = backend.release_in_flight().await?;
     let (secrets, kept) = secrets(global, true)?;
     let receiver = Arc::new(Receiver::new(
         config.clone(),
         Arc::new(StaticSecrets::new(secrets)),
-        backend.ledger(),
-        backend.queue(),
+        backend.ledger()?,
+        backend.queue()?,
         zofhook_core::system_clock(),
     ));
     let bus = match &config.event_bus_name {
@@ -60,7 +66,7 @@ pub async fn serve(global: &Global, config: Config, args: ServeArgs) -> Result<i
         .map_err(|e| anyhow::anyhow!("{e}"))?;
     let processor = Arc::new(Processor::new(
         &config,
-        backend.ledger(),
+        backend.ledger()?,
         Arc::new(sinks),
         zofhook_core::system_clock(),
     ));
@@ -87,11 +93,17 @@ pub async fn serve(global: &Global, config: Config, args: ServeArgs) -> Result<i
             kept.text
         )?;
     }
+    if resumed > 0 {
+        writeln!(
+            out,
+            "zofhook serve: resuming {resumed} event(s) a previous run left in flight"
+        )?;
+    }
     out.flush()?;
     drop(out);
 
     let (stop, stopped) = watch::channel(false);
-    let inbox = backend.inbox();
+    let inbox = backend.inbox()?;
     let workers: Vec<_> = (0..args.workers)
         .map(|_| tokio::spawn(work(inbox.clone(), processor.clone(), stopped.clone())))
         .collect();

@@ -111,9 +111,15 @@ settings! {
     METRICS_NAMESPACE = "MetricsNamespace", "ZofWebhooks",
         "a CloudWatch namespace: 1-255 letters, digits and . - _ / # :",
         "Namespace of the Embedded Metric Format metrics the functions print.";
-    MAX_RECEIVE_COUNT = "MaxReceiveCount", "5",
+    MAX_RECEIVE_COUNT = "MaxReceiveCount", "10",
         "a whole number from 1 to 1000",
-        "Receives of a message before it is dead-lettered.";
+        "Receives of a message before it is dead-lettered (10 with the default backoff: about 1 h 15 min of retries).";
+    RETRY_BASE_SECONDS = "RetryBaseSeconds", "30",
+        "a whole number of seconds from 1 to 43200",
+        "A failed event comes back after about this long, then twice as long each time (with jitter).";
+    RETRY_MAX_SECONDS = "RetryMaxSeconds", "900",
+        "a whole number of seconds from 1 to 43200, not less than RetryBaseSeconds",
+        "Longest wait between two attempts at a failed event.";
 }
 
 /// Where the AWS deployment's resources are; read by the Lambdas only.
@@ -197,6 +203,8 @@ pub struct Config {
     pub store_timeout: Duration,
     pub store_max_attempts: u32,
     pub max_receive_count: u32,
+    pub retry_base: Duration,
+    pub retry_max: Duration,
     pub metrics_namespace: String,
     pub zof_api_base_url: Option<String>,
     pub notify_url: Option<String>,
@@ -311,6 +319,32 @@ impl Config {
                 format!("{namespace:?} is not accepted"),
             ));
         }
+        let receive_lease = Duration::from_secs(number(&RECEIVE_LEASE_SECONDS, 1, 3600)?);
+        let response_deadline = Duration::from_millis(number(&RESPONSE_DEADLINE_MS, 100, 9500)?);
+        // A delivery still at work after its lease could see a second delivery take its id over:
+        // two `accepted` for one event.
+        if receive_lease <= response_deadline {
+            return Err(ConfigError::new(
+                &RECEIVE_LEASE_SECONDS,
+                format!(
+                    "{} s is not longer than ResponseDeadlineMs ({} ms)",
+                    receive_lease.as_secs(),
+                    response_deadline.as_millis()
+                ),
+            ));
+        }
+        let retry_base = Duration::from_secs(number(&RETRY_BASE_SECONDS, 1, 43_200)?);
+        let retry_max = Duration::from_secs(number(&RETRY_MAX_SECONDS, 1, 43_200)?);
+        if retry_max < retry_base {
+            return Err(ConfigError::new(
+                &RETRY_MAX_SECONDS,
+                format!(
+                    "{} s is less than RetryBaseSeconds ({} s)",
+                    retry_max.as_secs(),
+                    retry_base.as_secs()
+                ),
+            ));
+        }
         Ok(Config {
             scheme,
             signature_header,
@@ -319,12 +353,14 @@ impl Config {
             max_body_bytes: number(&MAX_BODY_BYTES, 1, 262_144)? as usize,
             organization_id: (!org.is_empty()).then_some(org),
             retention_days: number(&DEDUPE_RETENTION_DAYS, 1, 3650)?,
-            receive_lease: Duration::from_secs(number(&RECEIVE_LEASE_SECONDS, 1, 3600)?),
+            receive_lease,
             processing_lease: Duration::from_secs(number(&PROCESSING_LEASE_SECONDS, 1, 43_200)?),
-            response_deadline: Duration::from_millis(number(&RESPONSE_DEADLINE_MS, 100, 9500)?),
+            response_deadline,
             store_timeout: Duration::from_millis(number(&STORE_TIMEOUT_MS, 50, 9000)?),
             store_max_attempts: number(&STORE_MAX_ATTEMPTS, 1, 10)? as u32,
             max_receive_count: number(&MAX_RECEIVE_COUNT, 1, 1000)? as u32,
+            retry_base,
+            retry_max,
             metrics_namespace: namespace,
             zof_api_base_url: url(&ZOF_API_BASE_URL)?,
             notify_url: url(&NOTIFY_URL)?,
@@ -333,6 +369,14 @@ impl Config {
             downstream_timeout: Duration::from_millis(number(&DOWNSTREAM_TIMEOUT_MS, 100, 60_000)?),
             downstream_max_attempts: number(&DOWNSTREAM_MAX_ATTEMPTS, 1, 10)? as u32,
         })
+    }
+
+    /// The retry backoff of failed events (`RetryBaseSeconds`, `RetryMaxSeconds`).
+    pub fn backoff(&self) -> crate::queue::Backoff {
+        crate::queue::Backoff {
+            base: self.retry_base,
+            max: self.retry_max,
+        }
     }
 
     /// Seconds an event id is remembered.
@@ -455,12 +499,54 @@ mod tests {
             ("ZOFHOOK_NOTIFY_URL", "hooks.slack.com/x"),
             ("ZOFHOOK_NOTIFY_FORMAT", "xml"),
             ("ZOFHOOK_EVENT_BUS_NAME", "bad bus"),
+            ("ZOFHOOK_RETRY_BASE_SECONDS", "0"),
+            ("ZOFHOOK_RETRY_MAX_SECONDS", "50000"),
         ] {
             let err = with(&[(env, value)]).unwrap_err();
             assert_eq!(err.env, env);
             assert!(err.to_string().starts_with(env), "{err}");
             assert!(err.to_string().contains("accepts"), "{err}");
         }
+    }
+
+    #[test]
+    fn settings_that_would_break_the_guarantee_are_refused() {
+        // A receive lease no longer than the response deadline: a slow delivery's id could be
+        // taken over while it is still answering.
+        let err = with(&[
+            ("ZOFHOOK_RECEIVE_LEASE_SECONDS", "8"),
+            ("ZOFHOOK_RESPONSE_DEADLINE_MS", "8000"),
+        ])
+        .unwrap_err();
+        assert_eq!(err.env, "ZOFHOOK_RECEIVE_LEASE_SECONDS");
+        assert!(err.to_string().contains("ResponseDeadlineMs"), "{err}");
+        assert!(with(&[
+            ("ZOFHOOK_RECEIVE_LEASE_SECONDS", "9"),
+            ("ZOFHOOK_RESPONSE_DEADLINE_MS", "8000"),
+        ])
+        .is_ok());
+        let err = with(&[
+            ("ZOFHOOK_RETRY_BASE_SECONDS", "60"),
+            ("ZOFHOOK_RETRY_MAX_SECONDS", "30"),
+        ])
+        .unwrap_err();
+        assert_eq!(err.env, "ZOFHOOK_RETRY_MAX_SECONDS");
+    }
+
+    #[test]
+    fn retries_back_off_within_about_30_s_and_span_over_an_hour_by_default() {
+        let c = with(&[]).unwrap();
+        for _ in 0..200 {
+            let first = c.backoff().delay(1);
+            assert!(first <= Duration::from_secs(30), "{first:?}");
+            assert!(first >= Duration::from_secs(24), "{first:?}");
+            assert!(c.backoff().delay(40) <= Duration::from_secs(900));
+            // The waits between the receives before the DLQ, at their shortest.
+            let window: Duration = (1..c.max_receive_count).map(|n| c.backoff().delay(n)).sum();
+            assert!(window >= Duration::from_secs(3600), "{window:?}");
+        }
+        let second = c.backoff().delay(2);
+        assert!(second > Duration::from_secs(30) && second <= Duration::from_secs(60));
     }
 
     #[test]

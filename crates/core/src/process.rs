@@ -9,6 +9,10 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+/// How much longer than its invocation a worker Lambda's claim lasts: time to record the
+/// outcome after the work, never enough to keep a dead invocation's event waiting long.
+pub const CLAIM_MARGIN: Duration = Duration::from_secs(5);
+
 /// What to do with the message.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Handled {
@@ -64,10 +68,23 @@ impl Processor {
 
     /// Handles one queued message (the raw event body), and logs one line about it.
     pub async fn process(&self, message: &[u8]) -> Handled {
+        self.process_within(message, self.lease).await
+    }
+
+    /// [`Processor::process`] by an invocation that has `time_left` to live: the claim lasts
+    /// that long plus [`CLAIM_MARGIN`] (never longer than the processing lease), so a crashed or
+    /// timed-out invocation's event is taken over as soon as its message comes back.
+    pub async fn process_within(&self, message: &[u8], time_left: Duration) -> Handled {
+        let lease = time_left.saturating_add(CLAIM_MARGIN).min(self.lease);
+        // The work stops in time to record its result within the claim.
+        let budget = time_left.min(self.lease);
+        let work_limit = budget.saturating_sub(self.store_timeout.min(budget / 2));
         let started = Instant::now();
         let (id, handled) = match event::parse(message) {
             Ok(envelope) => {
-                let handled = self.claim_and_deliver(&envelope, message).await;
+                let handled = self
+                    .claim_and_deliver(&envelope, message, lease, work_limit)
+                    .await;
                 (envelope.id, handled)
             }
             Err(e) => (
@@ -89,10 +106,16 @@ impl Processor {
         handled
     }
 
-    async fn claim_and_deliver(&self, envelope: &Envelope, message: &[u8]) -> Handled {
+    async fn claim_and_deliver(
+        &self,
+        envelope: &Envelope,
+        message: &[u8],
+        lease: Duration,
+        work_limit: Duration,
+    ) -> Handled {
         let now_ms = (self.clock)();
         let token = uuid::Uuid::new_v4().to_string();
-        let lease_ms = i64::try_from(self.lease.as_millis()).unwrap_or(i64::MAX);
+        let lease_ms = i64::try_from(lease.as_millis()).unwrap_or(i64::MAX);
         let claim = Record {
             id: envelope.id.clone(),
             status: Status::Processing,
@@ -103,21 +126,34 @@ impl Processor {
             received_at: rfc3339(now_ms),
             lease_until: now_ms.saturating_add(lease_ms),
             lease_token: Some(token.clone()),
+            delivery_token: None,
             attempts: 0,
             outcome: None,
             error: None,
             processed_at: None,
             expires_at: now_ms / 1000 + self.retention_seconds,
         };
-        let record = match self.bounded(self.ledger.claim(&claim, now_ms)).await {
+        let claimed = match self.bounded(self.ledger.claim(&claim, now_ms)).await {
+            // The claim may have landed before the error: read what the store holds.
+            Err(e) => match self.bounded(self.ledger.get(&envelope.id)).await {
+                Ok(Some(stored)) if holds(&stored, &token, Status::Processing) => {
+                    Ok(Claim::Claimed(stored))
+                }
+                _ => Err(e),
+            },
+            claimed => claimed,
+        };
+        let record = match claimed {
             Ok(Claim::Claimed(record)) => record,
+            // An earlier attempt of our own claim landed, and the retry found our lease.
+            Ok(Claim::Busy(old)) if holds(&old, &token, Status::Processing) => old,
             Ok(Claim::Processed(_)) => return Handled::AlreadyProcessed,
             Ok(Claim::Busy(_)) => return Handled::Retry("another worker holds the event".into()),
             Err(e) => return Handled::Retry(e.to_string()),
         };
         // Never work past our own lease: after it, another worker may take the event over.
         let delivered =
-            tokio::time::timeout(self.lease, self.downstream.deliver(envelope, &record))
+            tokio::time::timeout(work_limit, self.downstream.deliver(envelope, &record))
                 .await
                 .unwrap_or_else(|_| {
                     Err(crate::downstream::DownstreamError::retryable(
@@ -136,7 +172,14 @@ impl Processor {
                         tracing::warn!(event_id = %envelope.id, "lease lost before the outcome was recorded");
                         Handled::Processed
                     }
-                    Err(e) => Handled::Retry(format!("outcome not recorded: {e}")),
+                    // The write may have landed before the error: only our own `processed`
+                    // record lets the message go.
+                    Err(e) => match self.bounded(self.ledger.get(&envelope.id)).await {
+                        Ok(Some(stored)) if holds(&stored, &token, Status::Processed) => {
+                            Handled::Processed
+                        }
+                        _ => Handled::Retry(format!("outcome not recorded: {e}")),
+                    },
                 }
             }
             Err(e) => {
@@ -168,6 +211,11 @@ impl Processor {
             .await
             .unwrap_or_else(|_| Err(LedgerError::Unavailable("ledger call timed out".into())))
     }
+}
+
+/// Whether `record` is in `status` under the lease `token`.
+fn holds(record: &Record, token: &str, status: Status) -> bool {
+    record.status == status && record.lease_token.as_deref() == Some(token)
 }
 
 #[cfg(test)]

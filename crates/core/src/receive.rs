@@ -7,7 +7,7 @@
 
 use crate::config::Config;
 use crate::event::{self, Envelope};
-use crate::ledger::{Begin, Ledger, LedgerError, Record, Status};
+use crate::ledger::{may_begin, Begin, Ledger, LedgerError, Record, Status};
 use crate::queue::{Queue, QueueError};
 use crate::secrets::SecretSource;
 use crate::signature::{Rejection, Verifier};
@@ -307,31 +307,52 @@ impl Receiver {
             received_at: rfc3339(now_ms),
             lease_until: now_ms.saturating_add(millis(self.config.receive_lease)),
             lease_token: Some(token.clone()),
+            delivery_token: Some(token.clone()),
             attempts: 0,
             outcome: None,
             error: None,
             processed_at: None,
             expires_at: now_ms / 1000 + self.config.retention_seconds(),
         };
-        let begun = self.bounded(self.ledger.begin(&record, now_ms)).await;
+        let begun = match self.bounded(self.ledger.begin(&record, now_ms)).await {
+            // The put may have landed before the error (an attempt that timed out on our side):
+            // what the store holds now says whether it did.
+            Err(e) => match self.bounded(self.ledger.get(id)).await {
+                Ok(Some(stored)) if stored.lease_token.as_deref() == Some(token.as_str()) => {
+                    Ok(Begin::Started)
+                }
+                Ok(Some(stored)) if !may_begin(Some(&stored), now_ms) => {
+                    Ok(Begin::Exists(Box::new(stored)))
+                }
+                _ => Err(e),
+            },
+            begun => begun,
+        };
         match begun {
             Err(e) => Reply::unavailable(&e.to_string(), Some(id)),
-            Ok(Begin::Exists(old)) => self.existing(&record, &old, now_ms),
-            Ok(Begin::Started) => {
-                let sent = self.bounded_queue(self.queue.send(id, body)).await;
-                if let Err(e) = sent {
-                    return self.roll_back(id, &token, &e.to_string()).await;
-                }
-                match self.bounded(self.ledger.mark_enqueued(id, &token)).await {
-                    Ok(true) => {}
-                    // The worker claimed it first: it is in good hands.
-                    Ok(false) => tracing::debug!(event_id = id, "claimed before marked enqueued"),
-                    // The message is queued; the worker claims from `received` as well.
-                    Err(e) => tracing::warn!(event_id = id, error = %e, "could not mark enqueued"),
-                }
-                Reply::with_id(Verdict::Accepted, id)
+            // An earlier attempt of our own put landed, and the retry found our record.
+            Ok(Begin::Exists(old)) if old.lease_token.as_deref() == Some(token.as_str()) => {
+                self.enqueue(id, &token, body).await
             }
+            Ok(Begin::Exists(old)) => self.existing(&record, &old, now_ms),
+            Ok(Begin::Started) => self.enqueue(id, &token, body).await,
         }
+    }
+
+    /// The record is ours: send the event to the queue, then mark it `enqueued`.
+    async fn enqueue(&self, id: &str, token: &str, body: &[u8]) -> Reply {
+        let sent = self.bounded_queue(self.queue.send(id, body)).await;
+        if let Err(e) = sent {
+            return self.roll_back(id, token, &e.to_string()).await;
+        }
+        match self.bounded(self.ledger.mark_enqueued(id, token)).await {
+            Ok(true) => {}
+            // The worker claimed it first: it is in good hands.
+            Ok(false) => tracing::debug!(event_id = id, "claimed before marked enqueued"),
+            // The message is queued; the worker claims from `received` as well.
+            Err(e) => tracing::warn!(event_id = id, error = %e, "could not mark enqueued"),
+        }
+        Reply::with_id(Verdict::Accepted, id)
     }
 
     fn existing(&self, new: &Record, old: &Record, now_ms: i64) -> Reply {
@@ -349,14 +370,31 @@ impl Receiver {
         Reply::with_id(Verdict::Duplicate, id)
     }
 
-    /// The send failed: delete our record so Zof's retry starts clean.
+    /// The send failed, as far as we know: delete our record so Zof's retry starts clean.
+    /// A delete that did not happen is resolved by reading the record, never by guessing: only
+    /// a worker's claim of our own record proves that our message reached the queue.
     async fn roll_back(&self, id: &str, token: &str, why: &str) -> Reply {
-        match self.bounded(self.ledger.abandon(id, token)).await {
-            Ok(true) => Reply::unavailable(why, Some(id)),
-            // Our lease is gone: a worker claimed the event, so the send did reach the queue.
-            Ok(false) => Reply::with_id(Verdict::Accepted, id),
-            // Left `received`: its lease expires and the next delivery takes it over.
-            Err(e) => Reply::unavailable(&format!("{why}; rollback failed: {e}"), Some(id)),
+        let abandoned = self.bounded(self.ledger.abandon(id, token)).await;
+        if abandoned == Ok(true) {
+            return Reply::unavailable(why, Some(id));
+        }
+        match self.bounded(self.ledger.get(id)).await {
+            Ok(Some(stored))
+                if stored.delivery_token.as_deref() == Some(token)
+                    && stored.lease_token.as_deref() != Some(token) =>
+            {
+                // A worker claimed the record this delivery wrote: the send did land.
+                Reply::with_id(Verdict::Accepted, id)
+            }
+            // Gone (an earlier attempt of our delete landed), another delivery's, or still ours
+            // (the delete failed: the lease expires and the next delivery takes it over).
+            _ => {
+                let rolled = match abandoned {
+                    Err(e) => format!("{why}; rollback failed: {e}"),
+                    Ok(_) => why.to_string(),
+                };
+                Reply::unavailable(&rolled, Some(id))
+            }
         }
     }
 

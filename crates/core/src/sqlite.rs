@@ -31,7 +31,8 @@ CREATE TABLE IF NOT EXISTS events (
     outcome         TEXT,
     error           TEXT,
     processed_at    TEXT,
-    expires_at      INTEGER NOT NULL
+    expires_at      INTEGER NOT NULL,
+    delivery_token  TEXT
 );
 CREATE TABLE IF NOT EXISTS messages (
     seq           INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -45,6 +46,19 @@ CREATE TABLE IF NOT EXISTS messages (
 );
 CREATE INDEX IF NOT EXISTS messages_ready ON messages (dead, visible_at, seq);
 ";
+
+/// Brings a store made by an earlier version up to the current schema.
+fn migrate(conn: &Connection) -> rusqlite::Result<()> {
+    let has_delivery_token: bool = conn.query_row(
+        "SELECT COUNT(*) FROM pragma_table_info('events') WHERE name = 'delivery_token'",
+        [],
+        |row| row.get::<_, i64>(0).map(|n| n > 0),
+    )?;
+    if !has_delivery_token {
+        conn.execute_batch("ALTER TABLE events ADD COLUMN delivery_token TEXT")?;
+    }
+    Ok(())
+}
 
 /// The database file's name inside the data dir.
 pub const FILE_NAME: &str = "zofhook.db";
@@ -104,6 +118,7 @@ impl Db {
         conn.execute_batch("PRAGMA synchronous = FULL;")
             .map_err(wrap)?;
         conn.execute_batch(SCHEMA).map_err(wrap)?;
+        migrate(&conn).map_err(wrap)?;
         let (jobs, queue) = mpsc::channel::<Job>();
         let commits = Arc::new(AtomicU64::new(0));
         let counted = commits.clone();

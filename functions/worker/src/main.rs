@@ -1,36 +1,66 @@
 //! The worker Lambda: an SQS batch in, `zofhook_core::process` per message, and the messages
 //! that must be retried out as `batchItemFailures`. One bad message never fails the batch.
 
-use aws_lambda_events::event::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent};
+use aws_lambda_events::event::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent, SqsMessage};
 use lambda_runtime::{service_fn, Error, LambdaEvent};
+use std::collections::BTreeSet;
 use std::sync::Arc;
-use zofhook_core::aws::dynamodb;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use zofhook_core::aws::{dynamodb, sqs};
 use zofhook_core::aws::{eventbridge, secretsmanager};
 use zofhook_core::config::{self, Config};
 use zofhook_core::downstream::Sinks;
 use zofhook_core::ledger::dynamodb::DynamoLedger;
 use zofhook_core::metrics::Metrics;
 use zofhook_core::process::Processor;
+use zofhook_core::queue::sqs::back_off;
+use zofhook_core::queue::Backoff;
 use zofhook_core::secrets::secretsmanager::secret_string;
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
     zofhook_core::logging::init(true);
-    let (processor, metrics) = cold_start().await.inspect_err(|e| {
+    let (processor, metrics, retry) = cold_start().await.inspect_err(|e| {
         tracing::error!(error = %e, "worker cannot start");
     })?;
-    let (processor, metrics) = (Arc::new(processor), Arc::new(metrics));
+    let worker = Arc::new(Worker {
+        processor: Arc::new(processor),
+        metrics,
+        retry,
+    });
     lambda_runtime::run(service_fn(move |event: LambdaEvent<SqsEvent>| {
-        let (processor, metrics) = (processor.clone(), metrics.clone());
-        async move { Ok::<_, Error>(handle(&processor, &metrics, event.payload).await) }
+        let worker = worker.clone();
+        async move {
+            let deadline = UNIX_EPOCH + Duration::from_millis(event.context.deadline);
+            let time_left = deadline
+                .duration_since(SystemTime::now())
+                .unwrap_or_default();
+            Ok::<_, Error>(handle(&worker, event.payload, time_left).await)
+        }
     }))
     .await
 }
 
-async fn cold_start() -> Result<(Processor, Metrics), Error> {
+/// What a warm worker keeps between invocations.
+struct Worker {
+    processor: Arc<Processor>,
+    metrics: Metrics,
+    retry: Retry,
+}
+
+/// How a failed message is sent back: its visibility set to the retry backoff, so it returns
+/// after `RetryBaseSeconds`, doubling, rather than after the queue's whole visibility timeout.
+struct Retry {
+    sqs: sqs::Client,
+    queue_url: String,
+    backoff: Backoff,
+}
+
+async fn cold_start() -> Result<(Processor, Metrics, Retry), Error> {
     let env = |name: &str| std::env::var(name).ok();
     let config = Config::from_env()?;
     let table = config::required(env, config::TABLE_NAME_ENV, "the ledger table name")?;
+    let queue_url = config::required(env, config::QUEUE_URL_ENV, "the event queue's URL")?;
     let sdk = zofhook_core::aws::sdk_config(&config).await;
     // The Zof API token lives in its own secret, which only the worker may read.
     let token = match env(config::ZOF_API_TOKEN_ARN_ENV).filter(|arn| !arn.trim().is_empty()) {
@@ -48,24 +78,35 @@ async fn cold_start() -> Result<(Processor, Metrics), Error> {
         Arc::new(sinks),
         zofhook_core::system_clock(),
     );
-    Ok((processor, Metrics::new(config.metrics_namespace, "worker")))
+    let retry = Retry {
+        sqs: sqs::Client::new(&sdk),
+        queue_url,
+        backoff: config.backoff(),
+    };
+    Ok((
+        processor,
+        Metrics::new(config.metrics_namespace, "worker"),
+        retry,
+    ))
 }
 
 /// Handles the batch's messages concurrently (each holds its own lease); reports the ones to retry.
-async fn handle(
-    processor: &Arc<Processor>,
-    metrics: &Metrics,
-    event: SqsEvent,
-) -> SqsBatchResponse {
+async fn handle(worker: &Arc<Worker>, event: SqsEvent, time_left: Duration) -> SqsBatchResponse {
     let mut tasks = tokio::task::JoinSet::new();
-    let mut unsettled: std::collections::BTreeSet<String> = std::collections::BTreeSet::new();
+    let mut unsettled: BTreeSet<String> = BTreeSet::new();
     for message in event.records {
         unsettled.insert(message.message_id.clone().unwrap_or_default());
-        let processor = processor.clone();
+        let worker = worker.clone();
         tasks.spawn(async move {
             let started = std::time::Instant::now();
-            let body = message.body.unwrap_or_default();
-            let handled = processor.process(body.as_bytes()).await;
+            let body = message.body.as_deref().unwrap_or_default();
+            let handled = worker
+                .processor
+                .process_within(body.as_bytes(), time_left)
+                .await;
+            if !handled.acknowledged() {
+                worker.retry.back_off(&message).await;
+            }
             (
                 message.message_id.unwrap_or_default(),
                 handled,
@@ -82,7 +123,7 @@ async fn handle(
         unsettled.remove(&id);
         println!(
             "{}",
-            metrics.message(
+            worker.metrics.message(
                 &handled,
                 elapsed.as_secs_f64() * 1000.0,
                 zofhook_core::now_ms()
@@ -104,4 +145,29 @@ async fn handle(
         .batch_item_failures
         .sort_by(|a, b| a.item_identifier.cmp(&b.item_identifier));
     response
+}
+
+impl Retry {
+    /// Best effort: if SQS refuses, the message still returns after its visibility timeout.
+    async fn back_off(&self, message: &SqsMessage) {
+        let Some(handle) = message.receipt_handle.as_deref() else {
+            return;
+        };
+        let receive_count = message
+            .attributes
+            .get("ApproximateReceiveCount")
+            .and_then(|c| c.parse().ok())
+            .unwrap_or(1);
+        if let Err(e) = back_off(
+            &self.sqs,
+            &self.queue_url,
+            handle,
+            &self.backoff,
+            receive_count,
+        )
+        .await
+        {
+            tracing::warn!(error = %e, "cannot set the retry backoff; the visibility timeout applies");
+        }
+    }
 }

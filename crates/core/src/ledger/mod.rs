@@ -78,6 +78,11 @@ pub struct Record {
     /// Epoch milliseconds until which the current holder owns the record.
     pub lease_until: i64,
     pub lease_token: Option<String>,
+    /// The lease token of the delivery that recorded the event, kept when a worker claims it:
+    /// how a delivery whose rollback was refused learns that a worker took over its own record
+    /// (so its message reached the queue), rather than a later delivery's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub delivery_token: Option<String>,
     /// Failed processing attempts.
     pub attempts: u32,
     pub outcome: Option<Value>,
@@ -197,6 +202,7 @@ mod tests {
             received_at: "2026-01-01T00:00:00Z".into(),
             lease_until,
             lease_token: Some("t".into()),
+            delivery_token: None,
             attempts: 0,
             outcome: None,
             error: None,

@@ -13,7 +13,7 @@ pub struct SqliteLedger {
 }
 
 const COLUMNS: &str = "id, status, type, body_sha256, organization_id, run_id, received_at, \
-    lease_until, lease_token, attempts, outcome, error, processed_at, expires_at";
+    lease_until, lease_token, attempts, outcome, error, processed_at, expires_at, delivery_token";
 
 fn from_row(row: &Row<'_>) -> rusqlite::Result<Record> {
     let status: String = row.get(1)?;
@@ -41,6 +41,7 @@ fn from_row(row: &Row<'_>) -> rusqlite::Result<Record> {
         error: row.get(11)?,
         processed_at: row.get(12)?,
         expires_at: row.get(13)?,
+        delivery_token: row.get(14)?,
     })
 }
 
@@ -54,7 +55,7 @@ fn write(tx: &Connection, r: &Record) -> rusqlite::Result<()> {
     let outcome = r.outcome.as_ref().map(Value::to_string);
     tx.prepare_cached(&format!(
         "INSERT OR REPLACE INTO events ({COLUMNS}) \
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)"
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)"
     ))?
     .execute(params![
         r.id,
@@ -70,7 +71,8 @@ fn write(tx: &Connection, r: &Record) -> rusqlite::Result<()> {
         outcome,
         r.error,
         r.processed_at,
-        r.expires_at
+        r.expires_at,
+        r.delivery_token
     ])?;
     Ok(())
 }
@@ -89,6 +91,21 @@ impl SqliteLedger {
                 ))?;
                 let rows = stmt.query_map([limit as i64], from_row)?;
                 rows.collect()
+            })
+            .await
+            .map_err(LedgerError::Unavailable)
+    }
+
+    /// Ends every lease: on start-up, the leases of a process that died (the data dir's lock
+    /// proves none is alive), so its events are taken over at once. Returns how many.
+    pub async fn release_leases(&self) -> Result<usize, LedgerError> {
+        self.db
+            .transaction(|tx| {
+                tx.prepare_cached(
+                    "UPDATE events SET lease_until = 0 \
+                     WHERE status IN ('received', 'processing') AND lease_until > 0",
+                )?
+                .execute([])
             })
             .await
             .map_err(LedgerError::Unavailable)

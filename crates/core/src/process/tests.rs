@@ -57,6 +57,7 @@ fn record(id: &str, status: Status, lease_until: i64) -> Record {
         received_at: rfc3339(T0 - 1000),
         lease_until,
         lease_token: Some("someone".into()),
+        delivery_token: None,
         attempts: 0,
         outcome: None,
         error: None,

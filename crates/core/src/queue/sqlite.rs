@@ -1,7 +1,7 @@
 //! The queue on the embedded SQLite store: messages with a visibility timeout, a receive count,
 //! and a dead-letter state after `MaxReceiveCount` receives, like SQS with a redrive policy.
 
-use super::{Inbox, Queue, QueueError, Received};
+use super::{Backoff, Inbox, Queue, QueueError, Received};
 use crate::sqlite::Db;
 use crate::Clock;
 use async_trait::async_trait;
@@ -18,16 +18,24 @@ pub struct SqliteQueue {
     db: Db,
     visibility_ms: i64,
     max_receive_count: u32,
+    backoff: Backoff,
     arrived: Arc<Notify>,
     clock: Clock,
 }
 
 impl SqliteQueue {
-    pub fn new(db: Db, visibility: Duration, max_receive_count: u32, clock: Clock) -> SqliteQueue {
+    pub fn new(
+        db: Db,
+        visibility: Duration,
+        max_receive_count: u32,
+        backoff: Backoff,
+        clock: Clock,
+    ) -> SqliteQueue {
         SqliteQueue {
             db,
             visibility_ms: i64::try_from(visibility.as_millis()).unwrap_or(i64::MAX),
             max_receive_count,
+            backoff,
             arrived: Arc::new(Notify::new()),
             clock,
         }
@@ -42,6 +50,23 @@ impl SqliteQueue {
                     [],
                     |row| Ok((row.get::<_, i64>(0)? as u64, row.get::<_, i64>(1)? as u64)),
                 )
+            })
+            .await
+            .map_err(QueueError::Unavailable)
+    }
+
+    /// Makes every message that a consumer had taken visible again now: on start-up, the
+    /// consumers of a process that died (the data dir's lock proves none is alive). Returns how
+    /// many. Messages waiting out a retry backoff keep their wait.
+    pub async fn release_in_flight(&self) -> Result<usize, QueueError> {
+        let now = (self.clock)();
+        self.db
+            .transaction(move |tx| {
+                tx.prepare_cached(
+                    "UPDATE messages SET visible_at = ?1, receipt = NULL \
+                     WHERE dead = 0 AND receipt IS NOT NULL",
+                )?
+                .execute([now])
             })
             .await
             .map_err(QueueError::Unavailable)
@@ -146,15 +171,13 @@ impl Inbox for SqliteQueue {
 
     async fn retry(&self, message: &Received) -> Result<(), QueueError> {
         let (seq, receipt) = parse_handle(&message.handle)?;
-        // Back off 1, 2, 4 … seconds (capped by the visibility timeout) rather than waiting the
-        // whole visibility timeout as SQS would: the local loop should feel quick.
-        let shift = message.receive_count.saturating_sub(1).min(16);
-        let delay = (1000_i64 << shift).min(self.visibility_ms);
-        let visible_at = (self.clock)().saturating_add(delay);
+        let delay = self.backoff.delay(message.receive_count);
+        let delay_ms = i64::try_from(delay.as_millis()).unwrap_or(i64::MAX);
+        let visible_at = (self.clock)().saturating_add(delay_ms);
         self.db
             .transaction(move |tx| {
                 tx.prepare_cached(
-                    "UPDATE messages SET visible_at = ?3 WHERE seq = ?1 AND receipt = ?2",
+                    "UPDATE messages SET visible_at = ?3, receipt = NULL WHERE seq = ?1 AND receipt = ?2",
                 )?
                 .execute(params![seq, receipt, visible_at])
             })

@@ -1,9 +1,10 @@
 //! The queue on SQS: one message per accepted event, its body the raw event JSON.
 
-use super::{Queue, QueueError};
+use super::{Backoff, Queue, QueueError};
 use async_trait::async_trait;
 use aws_sdk_sqs::error::DisplayErrorContext;
 use aws_sdk_sqs::Client;
+use std::time::Duration;
 
 #[derive(Debug, Clone)]
 pub struct SqsQueue {
@@ -60,8 +61,9 @@ impl Queue for SqsQueue {
     }
 }
 
-/// The consumer side on SQS (`zofhook serve --aws`): long polling, delete on success, and for a
-/// retry nothing at all: the visibility timeout and the queue's redrive policy do the rest.
+/// The consumer side on SQS (`zofhook serve --aws`): long polling, delete on success, and a
+/// failed message's visibility set to the retry backoff, so it comes back after
+/// `RetryBaseSeconds`, doubling, rather than after the whole visibility timeout.
 /// Each receive asks for a visibility timeout equal to the processing lease, so a message comes
 /// back exactly when another worker may take its claim over, whatever the queue's default.
 #[derive(Debug, Clone)]
@@ -71,6 +73,11 @@ pub struct SqsInbox {
     dlq_url: Option<String>,
     wait_seconds: i32,
     visibility_seconds: i32,
+    backoff: Backoff,
+    /// Per-attempt timeout of a long poll: its wait plus the time of an ordinary call, so an
+    /// idle poll never times out on our side (a message handed to a receive that gave up would
+    /// stay invisible for the whole visibility timeout).
+    poll_timeout: Duration,
 }
 
 impl SqsInbox {
@@ -78,18 +85,50 @@ impl SqsInbox {
         client: Client,
         url: impl Into<String>,
         dlq_url: Option<String>,
-        wait_seconds: i32,
-        lease: std::time::Duration,
+        config: &crate::config::Config,
     ) -> SqsInbox {
+        let wait_seconds = 2;
         SqsInbox {
             client,
             url: url.into(),
             dlq_url,
             wait_seconds,
             // SQS accepts 0 to 43200 seconds, the range ProcessingLeaseSeconds allows.
-            visibility_seconds: i32::try_from(lease.as_secs()).unwrap_or(43_200).min(43_200),
+            visibility_seconds: seconds(config.processing_lease),
+            backoff: config.backoff(),
+            poll_timeout: Duration::from_secs(wait_seconds as u64) + config.store_timeout,
         }
     }
+
+    /// The queue's URL.
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+}
+
+/// Whole seconds for SQS, within its 0 to 43200 range.
+fn seconds(d: Duration) -> i32 {
+    i32::try_from(d.as_secs()).unwrap_or(43_200).min(43_200)
+}
+
+/// Sets a received message's visibility to the retry backoff after its `receive_count`-th
+/// receive: the worker Lambda and `serve --aws` share it.
+pub async fn back_off(
+    client: &Client,
+    queue_url: &str,
+    receipt_handle: &str,
+    backoff: &Backoff,
+    receive_count: u32,
+) -> Result<(), QueueError> {
+    client
+        .change_message_visibility()
+        .queue_url(queue_url)
+        .receipt_handle(receipt_handle)
+        .visibility_timeout(seconds(backoff.delay(receive_count)))
+        .send()
+        .await
+        .map_err(unavailable)?;
+    Ok(())
 }
 
 fn unavailable<E: std::error::Error + Send + Sync + 'static, R: std::fmt::Debug>(
@@ -110,6 +149,16 @@ impl super::Inbox for SqsInbox {
             .visibility_timeout(self.visibility_seconds)
             .message_system_attribute_names(
                 aws_sdk_sqs::types::MessageSystemAttributeName::ApproximateReceiveCount,
+            )
+            .customize()
+            .config_override(
+                aws_sdk_sqs::config::Config::builder().timeout_config(
+                    aws_sdk_sqs::config::timeout::TimeoutConfig::builder()
+                        .connect_timeout(Duration::from_millis(500))
+                        .operation_attempt_timeout(self.poll_timeout)
+                        .operation_timeout(self.poll_timeout)
+                        .build(),
+                ),
             )
             .send()
             .await
@@ -143,8 +192,15 @@ impl super::Inbox for SqsInbox {
         Ok(())
     }
 
-    async fn retry(&self, _message: &super::Received) -> Result<(), QueueError> {
-        Ok(())
+    async fn retry(&self, message: &super::Received) -> Result<(), QueueError> {
+        back_off(
+            &self.client,
+            &self.url,
+            &message.handle,
+            &self.backoff,
+            message.receive_count,
+        )
+        .await
     }
 
     async fn redrive(&self) -> Result<usize, QueueError> {

@@ -401,6 +401,7 @@ fn stuck_record(body: &[u8], lease_until: i64) -> Record {
         received_at: rfc3339(T0 - 60_000),
         lease_until,
         lease_token: Some("dead-invocation".into()),
+        delivery_token: None,
         attempts: 0,
         outcome: None,
         error: None,

@@ -1,0 +1,258 @@
+//! Ambiguous outcomes, injected: a fault proxy between `zofhook serve --aws` (default settings)
+//! and the emulator lets a chosen write land and withholds its answer past the SDK's attempt
+//! timeout, or holds it so it lands late. Every write of the receive path and of the worker:
+//! each case keeps exactly one `accepted`, processes the event, and strands nothing in the queue.
+//! (The embedded store has no network between the process and its writes: nothing to inject.)
+
+use aws_sdk_dynamodb::types::AttributeValue;
+use e2e::fault::{Fault, FaultProxy, Rule};
+use e2e::{data_dir, event, signature, Serve};
+use std::time::{Duration, Instant};
+
+/// Past the default attempt timeout (StoreTimeoutMs 2000 / StoreMaxAttempts 3 = 667 ms).
+const PAST_ATTEMPT: Duration = Duration::from_millis(1500);
+
+struct Outcome {
+    /// Each delivery's status and verdict word, in order.
+    verdicts: Vec<(u16, String)>,
+    applied: Vec<String>,
+}
+
+/// Delivers one event to a default `serve --aws` behind the proxy with `rules`, as Zof does:
+/// again after each 503, until a 2xx; then once more (a later duplicate). Then waits for the
+/// event to be `processed` and the queue to hold nothing, visible or in flight.
+async fn run(rules: Vec<Rule>) -> Outcome {
+    let sdk = e2e::sdk().await;
+    let (dynamo, table) = e2e::create_table(&sdk).await;
+    let (sqs, queue_url) = e2e::create_queue(&sdk).await;
+    let proxy = FaultProxy::new(&e2e::endpoint());
+    let through = proxy.start().await;
+    let env: Vec<(&str, String)> = e2e::aws_env()
+        .into_iter()
+        .map(|(k, v)| match k {
+            "AWS_ENDPOINT_URL" => (k, through.clone()),
+            _ => (k, v),
+        })
+        .collect();
+    let dir = data_dir();
+    let serve = Serve::start(
+        &[
+            "--data-dir",
+            dir.to_str().unwrap(),
+            "--aws",
+            "--table-name",
+            &table,
+            "--queue-url",
+            &queue_url,
+        ],
+        &[],
+        &env,
+    );
+    for rule in rules {
+        proxy.rule(rule);
+    }
+    let secret = std::fs::read_to_string(dir.join("secret")).unwrap();
+    let id = e2e::unique("evt_ambiguous").replace('-', "_");
+    let body = event(&id, "org_a", "run_1");
+    let client = reqwest::Client::new();
+    let mut verdicts = Vec::new();
+    let started = Instant::now();
+    let mut answered = 0;
+    while answered < 2 {
+        assert!(started.elapsed() < Duration::from_secs(60), "{verdicts:?}");
+        let response = client
+            .post(&serve.url)
+            .header("zof-signature", signature(secret.trim(), &body))
+            .body(body.clone())
+            .send()
+            .await
+            .unwrap();
+        let status = response.status().as_u16();
+        let reply: serde_json::Value = response.json().await.unwrap();
+        let word = reply["status"]
+            .as_str()
+            .or(reply["error"].as_str())
+            .unwrap_or("")
+            .to_string();
+        verdicts.push((status, word));
+        if status == 200 {
+            answered += 1;
+        } else {
+            assert_eq!(status, 503, "{verdicts:?}");
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+    // Processed, and nothing left in the queue, within 30 s (ProcessingLeaseSeconds is 360).
+    let started = Instant::now();
+    loop {
+        let item = dynamo
+            .get_item()
+            .table_name(&table)
+            .key("id", AttributeValue::S(id.clone()))
+            .consistent_read(true)
+            .send()
+            .await
+            .unwrap();
+        let status = item
+            .item()
+            .and_then(|i| i.get("status"))
+            .and_then(|s| s.as_s().ok())
+            .cloned()
+            .unwrap_or_default();
+        let attributes = sqs
+            .get_queue_attributes()
+            .queue_url(&queue_url)
+            .attribute_names(aws_sdk_sqs::types::QueueAttributeName::ApproximateNumberOfMessages)
+            .attribute_names(
+                aws_sdk_sqs::types::QueueAttributeName::ApproximateNumberOfMessagesNotVisible,
+            )
+            .send()
+            .await
+            .unwrap();
+        let count = |name| {
+            attributes
+                .attributes()
+                .and_then(|a| a.get(&name))
+                .cloned()
+                .unwrap_or_default()
+        };
+        let visible = count(aws_sdk_sqs::types::QueueAttributeName::ApproximateNumberOfMessages);
+        let in_flight =
+            count(aws_sdk_sqs::types::QueueAttributeName::ApproximateNumberOfMessagesNotVisible);
+        if status == "processed" && visible == "0" && in_flight == "0" {
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "{id}: status {status:?}, {visible} visible, {in_flight} in flight; {verdicts:?}\n{}",
+            serve.stderr()
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    Outcome {
+        verdicts,
+        applied: proxy.applied(),
+    }
+}
+
+fn accepted(outcome: &Outcome) -> usize {
+    outcome
+        .verdicts
+        .iter()
+        .filter(|(_, w)| w == "accepted")
+        .count()
+}
+
+fn rule(operation: &'static str, body_contains: Option<&'static str>, fault: Fault) -> Rule {
+    Rule {
+        operation,
+        body_contains,
+        fault,
+        times: 1,
+    }
+}
+
+fn assert_one_accepted_then_duplicate(outcome: &Outcome, operation: &str) {
+    assert_eq!(
+        outcome.applied,
+        vec![operation.to_string()],
+        "the fault was not injected"
+    );
+    assert_eq!(accepted(outcome), 1, "{:?}", outcome.verdicts);
+    assert_eq!(
+        outcome.verdicts.last().map(|(_, w)| w.as_str()),
+        Some("duplicate"),
+        "{:?}",
+        outcome.verdicts
+    );
+}
+
+#[tokio::test]
+async fn a_put_that_landed_but_timed_out_is_ours() {
+    let outcome = run(vec![rule("PutItem", None, Fault::Withhold(PAST_ATTEMPT))]).await;
+    assert_one_accepted_then_duplicate(&outcome, "PutItem");
+    // Resolved at once: the retry found our own token, not someone's live lease (in_progress).
+    assert_eq!(outcome.verdicts[0], (200, "accepted".to_string()));
+}
+
+#[tokio::test]
+async fn a_put_that_lands_late_changes_nothing() {
+    let outcome = run(vec![rule("PutItem", None, Fault::Slow(PAST_ATTEMPT))]).await;
+    assert_one_accepted_then_duplicate(&outcome, "PutItem");
+}
+
+#[tokio::test]
+async fn a_send_that_landed_but_timed_out_is_processed_once() {
+    let outcome = run(vec![rule(
+        "SendMessage",
+        None,
+        Fault::Withhold(PAST_ATTEMPT),
+    )])
+    .await;
+    assert_one_accepted_then_duplicate(&outcome, "SendMessage");
+}
+
+#[tokio::test]
+async fn an_enqueued_mark_that_landed_but_timed_out_is_harmless() {
+    let outcome = run(vec![rule(
+        "UpdateItem",
+        Some("#s = :enqueued"),
+        Fault::Withhold(PAST_ATTEMPT),
+    )])
+    .await;
+    assert_one_accepted_then_duplicate(&outcome, "UpdateItem");
+}
+
+/// The path that lost events: the send really fails, the rollback delete lands but its answer
+/// is withheld, the retried delete finds no record. That is not a worker's claim: 503, and
+/// Zof's retry is the one `accepted`.
+#[tokio::test]
+async fn a_rollback_that_landed_but_timed_out_answers_503_and_the_retry_is_accepted() {
+    let outcome = run(vec![
+        Rule {
+            operation: "SendMessage",
+            body_contains: None,
+            fault: Fault::Fail,
+            // Every attempt of the first delivery's send (StoreMaxAttempts 3).
+            times: 3,
+        },
+        rule("DeleteItem", None, Fault::Withhold(PAST_ATTEMPT)),
+    ])
+    .await;
+    assert_eq!(outcome.verdicts[0], (503, "unavailable".to_string()));
+    assert_eq!(accepted(&outcome), 1, "{:?}", outcome.verdicts);
+    assert!(outcome.applied.contains(&"DeleteItem".to_string()));
+}
+
+#[tokio::test]
+async fn a_claim_that_landed_but_timed_out_is_ours() {
+    let outcome = run(vec![rule(
+        "UpdateItem",
+        Some("#s = :processing"),
+        Fault::Withhold(PAST_ATTEMPT),
+    )])
+    .await;
+    assert_one_accepted_then_duplicate(&outcome, "UpdateItem");
+}
+
+#[tokio::test]
+async fn a_claim_that_lands_late_changes_nothing() {
+    let outcome = run(vec![rule(
+        "UpdateItem",
+        Some("#s = :processing"),
+        Fault::Slow(PAST_ATTEMPT),
+    )])
+    .await;
+    assert_one_accepted_then_duplicate(&outcome, "UpdateItem");
+}
+
+#[tokio::test]
+async fn an_outcome_that_landed_but_timed_out_is_recorded_once() {
+    let outcome = run(vec![rule(
+        "UpdateItem",
+        Some("#s = :processed"),
+        Fault::Withhold(PAST_ATTEMPT),
+    )])
+    .await;
+    assert_one_accepted_then_duplicate(&outcome, "UpdateItem");
+}
