@@ -415,8 +415,13 @@ async fn a_delivery_killed_between_ledger_write_and_send_is_re_enqueued_by_the_n
     let l: Arc<dyn Ledger> = Arc::new(ledger().await);
     let (sqs, url) = create_queue(&sdk).await;
     let config = || {
-        Config::from_lookup(|k| (k == "ZOFHOOK_RECEIVE_LEASE_SECONDS").then(|| "4".to_string()))
-            .unwrap()
+        // A short lease needs a response deadline shorter still.
+        Config::from_lookup(|k| match k {
+            "ZOFHOOK_RECEIVE_LEASE_SECONDS" => Some("4".to_string()),
+            "ZOFHOOK_RESPONSE_DEADLINE_MS" => Some("3000".to_string()),
+            _ => None,
+        })
+        .unwrap()
     };
     let body = event("evt_killed", "org_a", "run_1");
     let dying = Receiver::new(

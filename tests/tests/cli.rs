@@ -379,12 +379,8 @@ async fn fire(url: &str, secret: &str, prefix: &str, n: usize) -> HashSet<String
 async fn kill_9_in_flight_then_restart_processes_every_accepted_delivery() {
     let dir = data_dir();
     let d = dir.to_str().unwrap();
-    let leases = [
-        "--processing-lease-seconds",
-        "2",
-        "--receive-lease-seconds",
-        "2",
-    ];
+    // Default leases: the restart releases whatever the killed process held.
+    let leases: [&str; 0] = [];
     let mut serve = Serve::start(&["--data-dir", d], &leases, &[]);
     let secret = secret_in(&dir);
     let url = serve.url.clone();
@@ -449,7 +445,11 @@ async fn dead_lettered_messages_are_redriven() {
             .await
             .unwrap();
     }
-    let serve = Serve::start(&["--data-dir", d], &["--max-receive-count", "1"], &[]);
+    let serve = Serve::start(
+        &["--data-dir", d],
+        &["--max-receive-count", "1", "--retry-base-seconds", "1"],
+        &[],
+    );
     let queue_state = || {
         let db = zofhook_core::sqlite::Db::open(&dir).unwrap();
         let queue = zofhook_core::queue::sqlite::SqliteQueue::new(

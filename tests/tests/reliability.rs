@@ -206,6 +206,9 @@ async fn a_downstream_failing_until_dead_letter_is_redriven_and_completes() {
         "2",
         "--downstream-max-attempts",
         "1",
+        // Retries within seconds, not the default 30 s.
+        "--retry-base-seconds",
+        "1",
     ];
     let serve = Serve::start(&["--data-dir", d], &flags, &[]);
     let (code, out, err) = zofhook(&["--data-dir", d, "send", "--id", "evt_dlq"], &[]);
@@ -419,6 +422,8 @@ async fn no_log_line_of_a_full_run_holds_the_secret_or_the_api_token() {
             "--notify-url",
             &notify,
             "--downstream-max-attempts",
+            "1",
+            "--retry-base-seconds",
             "1",
         ],
         &debug,

@@ -182,13 +182,21 @@ pub fn lock_data_dir(dir: &Path) -> Result<DataDirLock> {
     std::fs::create_dir_all(dir)
         .with_context(|| format!("cannot create the data dir {}", dir.display()))?;
     let path = dir.join(LOCK_FILE);
-    let mut file = std::fs::OpenOptions::new()
+    let opened = std::fs::OpenOptions::new()
         .read(true)
         .write(true)
         .create(true)
         .truncate(false)
-        .open(&path)
-        .with_context(|| format!("cannot open {}", path.display()))?;
+        .open(&path);
+    // A data dir that became read-only still gets its owner checked; opening the store then
+    // says what is wrong with it.
+    let (mut file, writable) = match opened {
+        Ok(file) => (file, true),
+        Err(e) if e.kind() == std::io::ErrorKind::ReadOnlyFilesystem && path.exists() => {
+            (std::fs::File::open(&path)?, false)
+        }
+        Err(e) => return Err(e).with_context(|| format!("cannot open {}", path.display())),
+    };
     match file.try_lock() {
         Ok(()) => {}
         Err(std::fs::TryLockError::WouldBlock) => {
@@ -209,10 +217,12 @@ pub fn lock_data_dir(dir: &Path) -> Result<DataDirLock> {
             return Err(e).with_context(|| format!("cannot lock {}", path.display()))
         }
     }
-    file.set_len(0)?;
-    file.rewind()?;
-    write!(file, "zofhook serve (pid {})", std::process::id())?;
-    file.flush()?;
+    if writable {
+        file.set_len(0)?;
+        file.rewind()?;
+        write!(file, "zofhook serve (pid {})", std::process::id())?;
+        file.flush()?;
+    }
     Ok(DataDirLock { _file: file })
 }
 

@@ -84,6 +84,12 @@ pub async fn serve(global: &Global, config: Config, args: ServeArgs) -> Result<i
     let mut out = std::io::stdout().lock();
     writeln!(out, "zofhook serve: listening on {url}")?;
     writeln!(out, "zofhook serve: {}", backend.describe(global))?;
+    if resumed > 0 {
+        writeln!(
+            out,
+            "zofhook serve: resuming {resumed} event(s) a previous run left in flight"
+        )?;
+    }
     if let Some(kept) = &kept {
         let new = if kept.created { "new, " } else { "" };
         writeln!(
@@ -91,12 +97,6 @@ pub async fn serve(global: &Global, config: Config, args: ServeArgs) -> Result<i
             "zofhook serve: webhook secret ({new}kept in {}): {}",
             global.data_dir.join(SECRET_FILE).display(),
             kept.text
-        )?;
-    }
-    if resumed > 0 {
-        writeln!(
-            out,
-            "zofhook serve: resuming {resumed} event(s) a previous run left in flight"
         )?;
     }
     out.flush()?;

@@ -1,0 +1,310 @@
+//! The README is executable: its shell blocks and its `zofhook … <Placeholder> …` commands run
+//! here as written, through bash, with `zofhook` on the PATH (the test build of the binary) in a
+//! fresh directory, and print what the README says they print. A README edit that breaks a
+//! command, or changes what it prints without changing the program, fails this test.
+//!
+//! What cannot run here is named in `NOT_HERE` with the reason; a command in neither list fails.
+
+use e2e::{binary, root};
+use std::io::BufRead;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// Commands the README shows that this test does not run, and why.
+const NOT_HERE: &[(&str, &str)] = &[
+    ("make test", "it is the command that runs this test"),
+    (
+        "sam build --beta-features",
+        "builds for AWS: `make package` runs it in CI",
+    ),
+    ("sam deploy --guided", "needs an AWS account"),
+];
+
+/// One command line of a README shell block, and the output lines documented under it.
+#[derive(Debug)]
+struct Step {
+    command: String,
+    expected: Vec<String>,
+}
+
+fn sh_blocks(readme: &str) -> Vec<Vec<Step>> {
+    let mut blocks = Vec::new();
+    let mut current: Option<Vec<Step>> = None;
+    for line in readme.lines() {
+        match (&mut current, line.trim()) {
+            (None, "```sh") => current = Some(Vec::new()),
+            (Some(_), "```") => blocks.extend(current.take()),
+            (Some(steps), text) if text.starts_with('#') => {
+                if let Some(step) = steps.last_mut() {
+                    step.expected
+                        .push(text.trim_start_matches('#').trim().to_string());
+                }
+            }
+            (Some(steps), text) if !text.is_empty() => {
+                // A trailing `  # comment` explains; it is not part of the command.
+                let command = text.split("  #").next().unwrap_or(text).trim();
+                steps.push(Step {
+                    command: command.to_string(),
+                    expected: Vec::new(),
+                });
+            }
+            _ => {}
+        }
+    }
+    blocks
+}
+
+/// `zofhook …` commands written inline with `<Placeholder>`s (the deploy and DLQ checks).
+fn inline_commands(readme: &str) -> Vec<String> {
+    readme
+        .split('`')
+        .skip(1)
+        .step_by(2)
+        .filter(|span| span.starts_with("zofhook ") && span.contains('<'))
+        .map(str::to_string)
+        .collect()
+}
+
+/// Whether `line` is what the README documents: `…` stands for anything.
+fn matches(expected: &str, line: &str) -> bool {
+    let mut rest = line;
+    for (i, piece) in expected.split('…').enumerate() {
+        if i == 0 {
+            let Some(after) = rest.strip_prefix(piece) else {
+                return false;
+            };
+            rest = after;
+        } else {
+            let Some(at) = rest.find(piece) else {
+                return false;
+            };
+            rest = &rest[at + piece.len()..];
+        }
+    }
+    expected.ends_with('…') || rest.is_empty()
+}
+
+/// A bash running `command` in `dir` with the test build's `zofhook` first on the PATH.
+fn bash(dir: &std::path::Path, command: &str, env: &[(&str, String)]) -> Command {
+    let bin = binary("zofhook");
+    let path = format!(
+        "{}:{}",
+        bin.parent().unwrap().display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    let mut c = Command::new("bash");
+    c.args(["-c", command])
+        .current_dir(dir)
+        .env("PATH", path)
+        .env_remove("ZOFHOOK_SECRET")
+        .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
+        .stdin(Stdio::null());
+    c
+}
+
+/// The README's first command and `cargo build --release` stand for the release binary; here
+/// the test build of the same binary stands in (a release build takes minutes, and
+/// `make package` builds the release profile in CI).
+fn as_run_here(command: &str) -> Option<String> {
+    if let Some(args) = command.strip_prefix("cargo run --release -p zofhook -- ") {
+        return Some(format!("zofhook {args}"));
+    }
+    if command.starts_with("cargo build --release -p zofhook && alias zofhook=") {
+        return None;
+    }
+    Some(command.to_string())
+}
+
+/// A long-running `zofhook serve` started by a README line; killed when dropped.
+struct Background(Child);
+
+impl Drop for Background {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Starts a serve line and checks the lines it prints against the README's.
+fn start_serve(dir: &std::path::Path, step: &Step, env: &[(&str, String)]) -> Background {
+    let mut child = bash(dir, &format!("exec {}", step.command), env)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(stdout)
+            .lines()
+            .map_while(Result::ok)
+        {
+            let _ = tx.send(line);
+        }
+    });
+    let serve = Background(child);
+    let started = Instant::now();
+    let listening = ["zofhook serve: listening on …".to_string()];
+    let expected_lines = if step.expected.is_empty() {
+        &listening[..]
+    } else {
+        &step.expected[..]
+    };
+    for expected in expected_lines {
+        let line = rx
+            .recv_timeout(Duration::from_secs(60).saturating_sub(started.elapsed()))
+            .unwrap_or_else(|_| panic!("`{}` did not print {expected:?}", step.command));
+        assert!(
+            matches(expected, &line),
+            "`{}` printed {line:?}; the README says {expected:?}",
+            step.command
+        );
+    }
+    serve
+}
+
+fn run_block(steps: &[Step], env: &[(&str, String)]) {
+    let dir = tempfile::tempdir().unwrap();
+    let mut background = Vec::new();
+    for step in steps {
+        if NOT_HERE.iter().any(|(c, _)| *c == step.command) {
+            continue;
+        }
+        let Some(command) = as_run_here(&step.command) else {
+            continue;
+        };
+        let step = Step {
+            command,
+            expected: step.expected.clone(),
+        };
+        if step.command.starts_with("zofhook serve") {
+            background.push(start_serve(dir.path(), &step, env));
+            continue;
+        }
+        let out = bash(dir.path(), &step.command, env).output().unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        let lines: Vec<&str> = stdout.lines().collect();
+        if step.expected.is_empty() {
+            assert!(
+                out.status.success(),
+                "`{}` failed: {stdout}{stderr}",
+                step.command
+            );
+        }
+        assert!(
+            lines.len() >= step.expected.len(),
+            "`{}` printed {lines:?}; the README says {:?}\n{stderr}",
+            step.command,
+            step.expected
+        );
+        for (expected, line) in step.expected.iter().zip(&lines) {
+            assert!(
+                matches(expected, line),
+                "`{}` printed {line:?}; the README says {expected:?}",
+                step.command
+            );
+        }
+    }
+}
+
+#[test]
+fn every_readme_command_is_run_here_or_says_why_not() {
+    let readme = std::fs::read_to_string(root().join("README.md")).unwrap();
+    let blocks = sh_blocks(&readme);
+    assert!(blocks.len() >= 2, "the README lost its command blocks");
+    for step in blocks.iter().flatten() {
+        let known = step.command.starts_with("zofhook ")
+            || step
+                .command
+                .starts_with("cargo run --release -p zofhook -- ")
+            || step
+                .command
+                .starts_with("cargo build --release -p zofhook && alias zofhook=")
+            || NOT_HERE.iter().any(|(c, _)| *c == step.command);
+        assert!(known, "no test runs the README's `{}`", step.command);
+    }
+    assert!(inline_commands(&readme).len() >= 3);
+}
+
+/// The first block's `serve` and the two-minute tour, on the embedded store with defaults (the
+/// tour's `serve` listens on 127.0.0.1:3000, as written; these run one after the other).
+#[test]
+fn the_readme_blocks_run_and_print_what_they_say() {
+    let readme = std::fs::read_to_string(root().join("README.md")).unwrap();
+    for block in sh_blocks(&readme) {
+        run_block(&block, &[]);
+    }
+}
+
+/// The deploy check and the DLQ redrive, against the emulator: a `serve --aws` stands in for
+/// the deployed stack, and the placeholders become its table, queues, URL and secret.
+#[tokio::test]
+async fn the_readme_deploy_and_redrive_commands_run_against_the_emulator() {
+    let readme = std::fs::read_to_string(root().join("README.md")).unwrap();
+    let sdk = e2e::sdk().await;
+    let (_, table) = e2e::create_table(&sdk).await;
+    let (_, queue_url) = e2e::create_queue(&sdk).await;
+    let (_, dlq_url) = e2e::create_queue(&sdk).await;
+    let secret = "readme-deploy-check";
+    let env = e2e::aws_env();
+    let dir = e2e::data_dir();
+    let stack = e2e::Serve::start(
+        &[
+            "--data-dir",
+            dir.to_str().unwrap(),
+            "--secret",
+            secret,
+            "--aws",
+            "--table-name",
+            &table,
+            "--queue-url",
+            &queue_url,
+        ],
+        &[],
+        &env,
+    );
+    let here = tempfile::tempdir().unwrap();
+    let mut ran = 0;
+    for command in inline_commands(&readme) {
+        let command = command
+            .replace("<WebhookSecret>", secret)
+            .replace("<WebhookUrl>", &stack.url)
+            .replace("<LedgerTableName>", &table)
+            .replace("<QueueUrl>", &queue_url)
+            .replace("<DeadLetterQueueUrl>", &dlq_url);
+        assert!(!command.contains('<'), "an unknown placeholder: {command}");
+        let started = Instant::now();
+        loop {
+            let out = bash(here.path(), &command, &env).output().unwrap();
+            let stdout = String::from_utf8_lossy(&out.stdout).to_string();
+            let stderr = String::from_utf8_lossy(&out.stderr);
+            assert!(out.status.success(), "`{command}` failed: {stdout}{stderr}");
+            // The README says the check shows the event `processed`.
+            let done = !command.contains("events show") || stdout.contains("processed");
+            if done {
+                break;
+            }
+            assert!(
+                started.elapsed() < Duration::from_secs(30),
+                "`{command}`: {stdout}"
+            );
+            std::thread::sleep(Duration::from_millis(300));
+        }
+        ran += 1;
+    }
+    assert_eq!(ran, 3);
+}
+
+#[test]
+fn the_matcher_takes_ellipses_as_anything() {
+    assert!(matches(
+        "secret (new, kept in x): whsec_…",
+        "secret (new, kept in x): whsec_abc"
+    ));
+    assert!(!matches(
+        "200 {\"status\":\"accepted\"}",
+        "409 {\"error\":\"conflict\"}"
+    ));
+    assert!(!matches("a…c", "abd"));
+}
