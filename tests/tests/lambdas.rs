@@ -420,3 +420,62 @@ async fn the_worker_lambda_reconciles_and_notifies_with_the_token_from_secrets_m
         .join("\n")
         .contains("tok_from_secrets_manager"));
 }
+
+#[tokio::test]
+async fn the_worker_lambda_sends_a_failed_message_back_after_the_retry_backoff() {
+    use e2e::fake::{answer, Fake};
+    let fake = Fake::default();
+    // 400 is permanent for the downstream: the attempt fails at once.
+    fake.script("/notify", vec![], answer(400, json!({"error": "no"})));
+    let notify = format!("{}/notify", fake.start().await);
+    let s = stack(&[("RetryBaseSeconds", "1"), ("NotifyUrl", &notify)]).await;
+    let body = String::from_utf8(event("evt_e2e_backoff", "org_a", "run_1")).unwrap();
+    s.sqs
+        .send_message()
+        .queue_url(&s.queue_url)
+        .message_body(&body)
+        .send()
+        .await
+        .unwrap();
+    // Received as the event source mapping would: held for a minute.
+    let taken = s
+        .sqs
+        .receive_message()
+        .queue_url(&s.queue_url)
+        .visibility_timeout(60)
+        .send()
+        .await
+        .unwrap();
+    let message = &taken.messages()[0];
+    let mut batch = sqs_event(&[(message.message_id().unwrap().to_string(), body)]);
+    batch["Records"][0]["receiptHandle"] = json!(message.receipt_handle().unwrap());
+
+    let worker = Function::start(&binary("worker"), "worker", &s.worker_env).await;
+    let result = worker.invoke(batch).await.unwrap();
+    assert_eq!(
+        result["batchItemFailures"],
+        json!([{"itemIdentifier": message.message_id().unwrap()}])
+    );
+    let record = s.ledger.get("evt_e2e_backoff").await.unwrap().unwrap();
+    assert_eq!((record.status, record.attempts), (Status::Failed, 1));
+    // Back after RetryBaseSeconds (1 s, less jitter), not after the minute it was held for.
+    let started = std::time::Instant::now();
+    loop {
+        let again = s
+            .sqs
+            .receive_message()
+            .queue_url(&s.queue_url)
+            .wait_time_seconds(1)
+            .send()
+            .await
+            .unwrap();
+        if !again.messages().is_empty() {
+            break;
+        }
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(15),
+            "the failed message did not come back: {:?}",
+            worker.logs().await
+        );
+    }
+}

@@ -173,3 +173,32 @@ async fn an_unavailable_ledger_is_retried() {
     assert!(!p.process(&message("evt_1")).await.acknowledged());
     assert_eq!(flaky.calls.load(Ordering::SeqCst), 0);
 }
+
+/// Records the lease of the claim it is handed, and fails.
+#[derive(Default)]
+struct LeaseSpy(Mutex<Vec<i64>>);
+
+#[async_trait]
+impl Downstream for LeaseSpy {
+    async fn deliver(&self, _event: &Envelope, record: &Record) -> Result<Value, DownstreamError> {
+        self.0.lock().unwrap().push(record.lease_until);
+        Err(DownstreamError::retryable("down"))
+    }
+}
+
+#[tokio::test]
+async fn a_lambda_invocations_claim_lasts_its_remaining_time_plus_a_margin() {
+    let ledger = Arc::new(MemoryLedger::new());
+    let spy = Arc::new(LeaseSpy::default());
+    let p = processor(ledger.clone(), spy.clone());
+    // 40 s left in the invocation: the claim ends 45 s from now, not after the 360 s lease.
+    let handled = p
+        .process_within(&message("evt_1"), Duration::from_secs(40))
+        .await;
+    assert!(!handled.acknowledged());
+    assert_eq!(spy.0.lock().unwrap()[0], T0 + 45_000);
+    // More time left than the processing lease: the lease caps it.
+    p.process_within(&message("evt_2"), Duration::from_secs(4000))
+        .await;
+    assert_eq!(spy.0.lock().unwrap()[1], T0 + 360_000);
+}
