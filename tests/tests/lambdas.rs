@@ -479,3 +479,205 @@ async fn the_worker_lambda_sends_a_failed_message_back_after_the_retry_backoff()
         );
     }
 }
+
+/// The receiver's front doors (DESIGN.md section 10).
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum Door {
+    HttpApi,
+    FunctionUrl,
+    RestApi,
+    Alb,
+    AlbMultiValue,
+}
+
+/// The event `door` gives the function for a request with these headers (a name may repeat).
+fn door_event(
+    door: Door,
+    method: &str,
+    headers: &[(&str, String)],
+    body: &str,
+    base64: bool,
+) -> Value {
+    let mut joined = serde_json::Map::new();
+    let mut last = serde_json::Map::new();
+    let mut multi: serde_json::Map<String, Value> = serde_json::Map::new();
+    for (name, value) in headers {
+        let name = name.to_string();
+        // HTTP APIs and function URLs join a repeated header with commas.
+        let joined_value = match joined.get(&name).and_then(Value::as_str) {
+            Some(before) => format!("{before},{value}"),
+            None => value.clone(),
+        };
+        joined.insert(name.clone(), json!(joined_value));
+        // REST APIs and ALBs put the last value in `headers`, every value in `multiValueHeaders`.
+        last.insert(name.clone(), json!(value));
+        multi
+            .entry(name)
+            .or_insert_with(|| json!([]))
+            .as_array_mut()
+            .unwrap()
+            .push(json!(value));
+    }
+    match door {
+        Door::HttpApi => http_api(method, Value::Object(joined), body, base64),
+        Door::FunctionUrl => {
+            let mut event = function_url(Value::Object(joined), body, base64);
+            event["requestContext"]["http"]["method"] = json!(method);
+            event
+        }
+        Door::RestApi => json!({
+            "resource": "/webhook", "path": "/webhook", "httpMethod": method,
+            "headers": last, "multiValueHeaders": multi,
+            "queryStringParameters": null, "multiValueQueryStringParameters": null,
+            "pathParameters": null, "stageVariables": null,
+            "requestContext": {
+                "accountId": "123456789012", "resourceId": "us4z18", "stage": "prod",
+                "requestId": "41b45ea3-70b5-11e6-b7bd-69b5aaebc7d9",
+                "identity": {"sourceIp": "203.0.113.9", "userAgent": "Zof-Webhooks/1.0"},
+                "resourcePath": "/webhook", "httpMethod": method, "apiId": "wt6mne2s9k",
+                "path": "/prod/webhook", "protocol": "HTTP/1.1", "requestTimeEpoch": 1779278400000u64
+            },
+            "body": body, "isBase64Encoded": base64
+        }),
+        Door::Alb => json!({
+            "requestContext": {"elb": {"targetGroupArn": "arn:aws:elasticloadbalancing:us-east-1:123456789012:targetgroup/zof/6d0ecf831eec9f09"}},
+            "httpMethod": method, "path": "/webhook", "queryStringParameters": {},
+            "headers": last, "isBase64Encoded": base64, "body": body
+        }),
+        Door::AlbMultiValue => json!({
+            "requestContext": {"elb": {"targetGroupArn": "arn:aws:elasticloadbalancing:us-east-1:123456789012:targetgroup/zof/6d0ecf831eec9f09"}},
+            "httpMethod": method, "path": "/webhook", "multiValueQueryStringParameters": {},
+            "multiValueHeaders": multi, "isBase64Encoded": base64, "body": body
+        }),
+    }
+}
+
+/// The response's `content-type`, wherever this front door's response shape keeps it.
+fn content_type(door: Door, response: &Value) -> Value {
+    match door {
+        Door::RestApi | Door::AlbMultiValue => {
+            response["multiValueHeaders"]["content-type"][0].clone()
+        }
+        _ => response["headers"]["content-type"].clone(),
+    }
+}
+
+#[tokio::test]
+async fn every_front_door_accepts_dedupes_rejects_and_decodes() {
+    let s = stack(&[]).await;
+    let receiver = Function::start(&binary("receiver"), "receiver", &s.receiver_env).await;
+    let doors = [
+        Door::HttpApi,
+        Door::FunctionUrl,
+        Door::RestApi,
+        Door::Alb,
+        Door::AlbMultiValue,
+    ];
+    let mut accepted = 0;
+    for door in doors {
+        let id = format!("evt_door_{door:?}").to_lowercase();
+        let body = event(&id, "org_a", "run_1");
+        let text = String::from_utf8(body.clone()).unwrap();
+        let (name, value) = sign(SECRET, &body);
+        let signed = [
+            ("content-type", "application/json".to_string()),
+            (name.as_str(), value.clone()),
+        ];
+        let call = |event: Value| {
+            let receiver = &receiver;
+            async move { receiver.invoke(event).await.unwrap() }
+        };
+
+        let response = call(door_event(door, "POST", &signed, &text, false)).await;
+        assert_eq!(
+            status_and_body(&response),
+            (200, json!({"status": "accepted", "id": id})),
+            "{door:?}: {response}"
+        );
+        assert_eq!(
+            content_type(door, &response),
+            "application/json",
+            "{door:?}: {response}"
+        );
+        if matches!(door, Door::Alb | Door::AlbMultiValue) {
+            assert_eq!(
+                response["statusDescription"], "200 OK",
+                "{door:?}: {response}"
+            );
+        }
+        accepted += 1;
+
+        let response = call(door_event(door, "POST", &signed, &text, false)).await;
+        assert_eq!(
+            status_and_body(&response).1["status"],
+            "duplicate",
+            "{door:?}"
+        );
+
+        let forged = [(name.as_str(), format!("sha256={}", "0".repeat(64)))];
+        let response = call(door_event(door, "POST", &forged, &text, false)).await;
+        assert_eq!(
+            status_and_body(&response),
+            (401, json!({"error": "invalid_signature"})),
+            "{door:?}"
+        );
+        if matches!(door, Door::Alb | Door::AlbMultiValue) {
+            assert_eq!(
+                response["statusDescription"], "401 Unauthorized",
+                "{door:?}"
+            );
+        }
+
+        let response = call(door_event(door, "GET", &signed, &text, false)).await;
+        assert_eq!(status_and_body(&response).0, 405, "{door:?}");
+
+        // A base64 body (as the front door sends a binary one) is verified on its bytes.
+        let b64_id = format!("{id}_b64");
+        let b64_body = event(&b64_id, "org_a", "run_1");
+        let (_, b64_sig) = sign(SECRET, &b64_body);
+        let encoded = base64::engine::general_purpose::STANDARD.encode(&b64_body);
+        let response = call(door_event(
+            door,
+            "POST",
+            &[(name.as_str(), b64_sig.clone())],
+            &encoded,
+            true,
+        ))
+        .await;
+        assert_eq!(
+            status_and_body(&response),
+            (200, json!({"status": "accepted", "id": b64_id})),
+            "{door:?}"
+        );
+        accepted += 1;
+
+        // A body flagged base64 that is not: a 400, and the function lives on.
+        let response = call(door_event(door, "POST", &signed, "%%not base64%%", true)).await;
+        assert_eq!(
+            status_and_body(&response),
+            (
+                400,
+                json!({"error": "invalid_event", "detail": "body is not valid base64"})
+            ),
+            "{door:?}"
+        );
+
+        // The signature header sent twice, a stale signature first (a rotation): every value
+        // reaches the verifier, whichever way the front door carries repeated headers.
+        let multi_id = format!("{id}_multi");
+        let multi_body = event(&multi_id, "org_a", "run_1");
+        let multi_text = String::from_utf8(multi_body.clone()).unwrap();
+        let (_, good) = sign(SECRET, &multi_body);
+        let (_, stale) = sign("whsec_b2xkLXNlY3JldA==", &multi_body);
+        let twice = [(name.as_str(), stale), (name.as_str(), good)];
+        let response = call(door_event(door, "POST", &twice, &multi_text, false)).await;
+        assert_eq!(
+            status_and_body(&response),
+            (200, json!({"status": "accepted", "id": multi_id})),
+            "{door:?}: {response}"
+        );
+        accepted += 1;
+    }
+    // The process never died: one cold start served every door.
+    assert_eq!(e2e::drain(&s.sqs, &s.queue_url).await.len(), accepted);
+}

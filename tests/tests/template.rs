@@ -110,3 +110,119 @@ fn the_readme_table_agrees_with_config() {
         }
     }
 }
+
+/// The roles the SAM transform really produces (aws-sam-translator, offline, through
+/// `infra/sam-roles.py` in the template linters' venv), for every `EndpointType` and both
+/// `EnableTracing` values: exactly the policies each function needs, none twice.
+#[test]
+fn the_transformed_roles_hold_exactly_what_each_function_needs() {
+    use serde_json::Value;
+    let root = e2e::root();
+    let python = root.join(".venv-lint/bin/python");
+    assert!(
+        python.exists(),
+        "{} is missing: `make check-template` (part of `make test`) creates it",
+        python.display()
+    );
+    let basic = "arn:aws:iam::aws:policy/service-role/AWSLambdaBasicExecutionRole";
+    let xray = "arn:aws:iam::aws:policy/AWSXrayWriteOnlyAccess";
+    let sqs_poller = "arn:aws:iam::aws:policy/service-role/AWSLambdaSQSQueueExecutionRole";
+    for endpoint in ["HttpApi", "FunctionUrl", "RestApi"] {
+        for tracing in ["false", "true"] {
+            let out = std::process::Command::new(&python)
+                .arg(root.join("infra/sam-roles.py"))
+                .arg(root.join("template.yaml"))
+                .arg(format!("EndpointType={endpoint}"))
+                .arg(format!("EnableTracing={tracing}"))
+                .output()
+                .unwrap();
+            assert!(
+                out.status.success(),
+                "{}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            let roles: Value = serde_json::from_slice(&out.stdout).unwrap();
+            let case = format!("EndpointType={endpoint} EnableTracing={tracing}");
+            let managed = |role: &str| -> Vec<String> {
+                roles[role]["managed"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|v| v.as_str().unwrap().to_string())
+                    .collect()
+            };
+            let actions = |role: &str| -> Vec<String> {
+                let mut all: Vec<String> = roles[role]["statements"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .flat_map(|s| s["actions"].as_array().unwrap().clone())
+                    .map(|v| v.as_str().unwrap().to_string())
+                    .collect();
+                all.sort();
+                all
+            };
+            // SAM grants X-Ray whenever `Tracing` is set, PassThrough included (a traced caller's
+            // segments are still sent); it must appear once, whatever EnableTracing says.
+            let with_xray = |mut list: Vec<&str>| {
+                list.push(xray);
+                let mut list: Vec<String> = list.into_iter().map(str::to_string).collect();
+                list.sort();
+                list
+            };
+            let sorted = |mut list: Vec<String>| {
+                list.sort();
+                list
+            };
+            assert_eq!(
+                sorted(managed("ReceiverFunctionRole")),
+                with_xray(vec![basic]),
+                "{case}"
+            );
+            assert_eq!(
+                sorted(managed("WorkerFunctionRole")),
+                with_xray(vec![basic, sqs_poller]),
+                "{case}"
+            );
+            assert_eq!(
+                actions("ReceiverFunctionRole"),
+                [
+                    "dynamodb:DeleteItem",
+                    "dynamodb:GetItem",
+                    "dynamodb:PutItem",
+                    "dynamodb:UpdateItem",
+                    "secretsmanager:GetSecretValue",
+                    "sqs:GetQueueAttributes",
+                    "sqs:SendMessage"
+                ],
+                "{case}"
+            );
+            assert_eq!(
+                actions("WorkerFunctionRole"),
+                [
+                    "dynamodb:GetItem",
+                    "dynamodb:UpdateItem",
+                    "sqs:ChangeMessageVisibility"
+                ],
+                "{case}"
+            );
+            for (name, role) in roles.as_object().unwrap() {
+                for statement in role["statements"].as_array().unwrap() {
+                    assert!(
+                        !statement["resources"]
+                            .as_array()
+                            .unwrap()
+                            .contains(&Value::from("*")),
+                        "{case}: {name} allows {statement} on every resource"
+                    );
+                }
+            }
+            // Only a REST API needs API Gateway's CloudWatch Logs role (for access logs).
+            assert_eq!(
+                roles.get("ApiGatewayCloudWatchRole").is_some(),
+                endpoint == "RestApi",
+                "{case}"
+            );
+        }
+    }
+}

@@ -1,13 +1,14 @@
-//! The receiver Lambda: an API Gateway HTTP API or function URL event (payload format 2.0) in,
-//! `zofhook_core::receive` in the middle, the status and JSON body out.
+//! The receiver Lambda: every HTTP front door Lambda has, through `lambda_http` (API Gateway
+//! HTTP API and function URLs with payload 2.0, REST API with payload 1.0 and multi-value
+//! headers, an Application Load Balancer), into `zofhook_core::receive`, and the status and JSON
+//! body back in the shape that front door expects.
 //!
-//! Built on `lambda_runtime` with `aws_lambda_events` types rather than `lambda_http`, because
-//! `lambda_http` panics on a body that is not valid base64 and DESIGN.md wants a 400.
+//! `lambda_http` decodes an `isBase64Encoded` body with an `expect`; a body that is not valid
+//! base64 is taken out of the event first and handed to the pipeline, which answers 400.
 
-use aws_lambda_events::apigw::{ApiGatewayV2httpRequest, ApiGatewayV2httpResponse};
-use aws_lambda_events::encodings::Body as ResponseBody;
-use http::{HeaderMap, HeaderName, HeaderValue};
-use lambda_runtime::{service_fn, Error, LambdaEvent};
+use base64::Engine;
+use lambda_http::request::LambdaRequest;
+use lambda_http::{service_fn, Adapter, Body as HttpBody, Error, LambdaEvent, Request, Service};
 use std::sync::Arc;
 use zofhook_core::aws::{dynamodb, secretsmanager, sqs};
 use zofhook_core::config::{self, Config};
@@ -24,14 +25,106 @@ async fn main() -> Result<(), Error> {
     let (receiver, metrics) = cold_start().await.inspect_err(|e| {
         tracing::error!(error = %e, "receiver cannot start");
     })?;
-    let (receiver, metrics) = (Arc::new(receiver), Arc::new(metrics));
-    lambda_runtime::run(service_fn(
-        move |event: LambdaEvent<ApiGatewayV2httpRequest>| {
-            let (receiver, metrics) = (receiver.clone(), metrics.clone());
-            async move { Ok::<_, Error>(handle(&receiver, &metrics, event.payload).await) }
-        },
-    ))
+    let front = Arc::new(Front { receiver, metrics });
+    lambda_runtime::run(service_fn(move |mut event: LambdaEvent<LambdaRequest>| {
+        let malformed = take_malformed_base64(&mut event.payload);
+        keep_every_header_value(&mut event.payload);
+        let front = front.clone();
+        // lambda_http's adapter turns the event into an `http::Request`, and our answer into
+        // the response shape of the front door it came from (ALB's `statusDescription`, the
+        // REST API's `multiValueHeaders`, …).
+        let mut adapter = Adapter::from(service_fn(move |request: Request| {
+            let (front, malformed) = (front.clone(), malformed.clone());
+            async move { Ok::<_, Error>(front.respond(&request, malformed.as_deref()).await) }
+        }));
+        adapter.call(event)
+    }))
     .await
+}
+
+/// What a warm receiver keeps between invocations.
+struct Front {
+    receiver: Receiver,
+    metrics: Metrics,
+}
+
+impl Front {
+    /// One delivery through the pipeline; `malformed` is the event's body when it claimed to
+    /// be base64 and was not (the pipeline answers that 400).
+    async fn respond(
+        &self,
+        request: &Request,
+        malformed: Option<&str>,
+    ) -> http::Response<HttpBody> {
+        let started = std::time::Instant::now();
+        let delivery = Delivery {
+            method: request.method(),
+            headers: request.headers(),
+            body: match malformed {
+                Some(text) => Body::Base64(text),
+                None => Body::Raw(request.body().as_ref()),
+            },
+        };
+        let reply = self.receiver.receive(delivery).await;
+        let elapsed_ms = started.elapsed().as_secs_f64() * 1000.0;
+        println!(
+            "{}",
+            self.metrics
+                .delivery(&reply, elapsed_ms, zofhook_core::now_ms())
+        );
+        let mut response = http::Response::new(HttpBody::Text(reply.body.to_string()));
+        *response.status_mut() =
+            http::StatusCode::from_u16(reply.status()).unwrap_or(http::StatusCode::BAD_GATEWAY);
+        for (name, value) in reply.headers() {
+            if let Ok(value) = http::HeaderValue::from_str(&value) {
+                response
+                    .headers_mut()
+                    .insert(http::HeaderName::from_static(name), value);
+            }
+        }
+        response
+    }
+}
+
+/// A REST API and a multi-value ALB send each header twice: every value in
+/// `multiValueHeaders`, the last one again in `headers`, and lambda_http lets the single value
+/// replace the list. A signature header sent twice (two signatures during a rotation) keeps
+/// every value this way.
+fn keep_every_header_value(payload: &mut LambdaRequest) {
+    let (single, multi) = match payload {
+        LambdaRequest::ApiGatewayV1(r) => (&mut r.headers, &r.multi_value_headers),
+        LambdaRequest::Alb(r) => (&mut r.headers, &r.multi_value_headers),
+        _ => return,
+    };
+    let doubled: Vec<http::HeaderName> = single
+        .keys()
+        .filter(|name| *name != http::header::HOST && multi.contains_key(*name))
+        .cloned()
+        .collect();
+    for name in doubled {
+        single.remove(name);
+    }
+}
+
+/// Takes a body that is flagged `isBase64Encoded` but is not base64 (as lambda_http decodes it:
+/// standard alphabet, nothing trimmed) out of the event, so that converting the event cannot
+/// panic; returns it for the pipeline to answer 400. Only a hand-built event carries one.
+fn take_malformed_base64(payload: &mut LambdaRequest) -> Option<String> {
+    let (body, base64) = match payload {
+        LambdaRequest::ApiGatewayV1(r) => (&mut r.body, &mut r.is_base64_encoded),
+        LambdaRequest::ApiGatewayV2(r) => (&mut r.body, &mut r.is_base64_encoded),
+        LambdaRequest::Alb(r) => (&mut r.body, &mut r.is_base64_encoded),
+        _ => return None,
+    };
+    let text = body.as_deref().filter(|_| *base64)?;
+    if base64::engine::general_purpose::STANDARD
+        .decode(text)
+        .is_ok()
+    {
+        return None;
+    }
+    *base64 = false;
+    body.take()
 }
 
 /// Settings, clients, secrets and warm connections, once per execution environment. A failure
@@ -71,40 +164,4 @@ async fn warm_up(ledger: &DynamoLedger, queue: &SqsQueue) {
     tokio::join!(ledger.warm_up(), queue.warm_up());
     #[cfg(feature = "bench-no-warm-up")]
     let _ = (ledger, queue);
-}
-
-async fn handle(
-    receiver: &Receiver,
-    metrics: &Metrics,
-    request: ApiGatewayV2httpRequest,
-) -> ApiGatewayV2httpResponse {
-    let started = std::time::Instant::now();
-    let body = request.body.as_deref().unwrap_or("");
-    let delivery = Delivery {
-        method: &request.request_context.http.method,
-        headers: &request.headers,
-        body: if request.is_base64_encoded {
-            Body::Base64(body)
-        } else {
-            Body::Raw(body.as_bytes())
-        },
-    };
-    let reply = receiver.receive(delivery).await;
-    let elapsed_ms = started.elapsed().as_secs_f64() * 1000.0;
-    println!(
-        "{}",
-        metrics.delivery(&reply, elapsed_ms, zofhook_core::now_ms())
-    );
-    let mut headers = HeaderMap::new();
-    for (name, value) in reply.headers() {
-        if let Ok(value) = HeaderValue::from_str(&value) {
-            headers.insert(HeaderName::from_static(name), value);
-        }
-    }
-    let mut response = ApiGatewayV2httpResponse::default();
-    response.status_code = i64::from(reply.status());
-    response.headers = headers;
-    response.body = Some(ResponseBody::Text(reply.body.to_string()));
-    response.is_base64_encoded = false;
-    response
 }
