@@ -261,7 +261,7 @@ fn sign_and_verify_round_trip_and_catch_tampering() {
         let (code, out, err) = zofhook(
             &[
                 "--secret",
-                "s3cret",
+                "whsec_czNjcmV0",
                 "--signature-scheme",
                 scheme,
                 "sign",
@@ -273,7 +273,7 @@ fn sign_and_verify_round_trip_and_catch_tampering() {
         assert_eq!(code, 0, "{err}");
         let mut args = vec![
             "--secret",
-            "s3cret",
+            "whsec_czNjcmV0",
             "--signature-scheme",
             scheme,
             "verify",
@@ -309,7 +309,19 @@ fn a_bad_setting_stops_start_up_naming_it() {
     );
     assert_eq!(code, 2);
     assert!(err.contains("ZOFHOOK_SIGNATURE_SCHEME"), "{err}");
-    let (code, _, err) = zofhook(&["--data-dir", d, "--secret", "whsec_%%", "serve"], &[]);
+    // Read as base64 (standard-webhooks' convention), a secret that is not base64 fails closed.
+    let (code, _, err) = zofhook(
+        &[
+            "--data-dir",
+            d,
+            "--secret",
+            "whsec_%%",
+            "--signature-scheme",
+            "standard-webhooks",
+            "serve",
+        ],
+        &[],
+    );
     assert_eq!(code, 2);
     assert!(
         err.contains("ZOFHOOK_SECRET") && !err.contains("%%"),

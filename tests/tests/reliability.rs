@@ -466,7 +466,20 @@ async fn no_log_line_of_a_full_run_holds_the_secret_or_the_api_token() {
             "--id",
             "evt_leak_2",
         ],
-        vec!["--data-dir", d, "--secret", "whsec_%%", "serve"],
+        // A secret the scheme's reading refuses: a start-up error that must not echo it.
+        vec![
+            "--data-dir",
+            d,
+            "--secret",
+            "whsec_%%",
+            "--signature-scheme",
+            "standard-webhooks",
+            "verify",
+            "-H",
+            "webhook-id: x",
+            "--body",
+            "/dev/null",
+        ],
         vec![
             "--data-dir",
             d,

@@ -235,9 +235,15 @@ pub struct KeptSecret {
 /// The secrets to verify and sign with: `--secret`/`--previous-secret`, else the data dir's
 /// secret file (returned too, for `serve` to print). With `create`, a missing secret is
 /// generated and saved (mode 0600).
-pub fn secrets(global: &Global, create: bool) -> Result<(Secrets, Option<KeptSecret>)> {
+pub fn secrets(
+    global: &Global,
+    config: &Config,
+    create: bool,
+) -> Result<(Secrets, Option<KeptSecret>)> {
+    let reading = config.key_reading();
     if let Some(secret) = &global.secret {
         let secrets = Secrets::parse(secret, global.previous_secret.as_deref())
+            .and_then(|s| s.check(reading).map(|()| s))
             .context("--secret / ZOFHOOK_SECRET or --previous-secret / ZOFHOOK_PREVIOUS_SECRET")?;
         return Ok((secrets, None));
     }
@@ -256,6 +262,7 @@ pub fn secrets(global: &Global, create: bool) -> Result<(Secrets, Option<KeptSec
         Err(e) => return Err(e).with_context(|| format!("cannot read {}", path.display())),
     };
     let secrets = Secrets::parse(&text, global.previous_secret.as_deref())
+        .and_then(|s| s.check(reading).map(|()| s))
         .with_context(|| format!("the secret in {}", path.display()))?;
     Ok((secrets, Some(KeptSecret { text, created })))
 }

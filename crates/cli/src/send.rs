@@ -10,7 +10,7 @@ use serde_json::json;
 use std::io::Read;
 use std::path::PathBuf;
 use zofhook_core::config::Config;
-use zofhook_core::signature::Verifier;
+use zofhook_core::signature::{Rejection, Verifier};
 
 #[derive(Args, Debug)]
 pub struct SendArgs {
@@ -77,6 +77,7 @@ fn verifier(config: &Config) -> Verifier {
         config.signature_header.clone(),
         config.tolerance_seconds,
     )
+    .with_encoding(config.secret_encoding)
 }
 
 fn random_id(prefix: &str) -> String {
@@ -107,7 +108,7 @@ fn now_s() -> i64 {
 }
 
 pub async fn send(global: &Global, config: &Config, args: SendArgs) -> Result<i32> {
-    let (secrets, _) = secrets(global, false)?;
+    let (secrets, _) = secrets(global, config, false)?;
     let body = match &args.body {
         Some(path) => read_body(path)?,
         None => {
@@ -176,7 +177,7 @@ pub async fn send(global: &Global, config: &Config, args: SendArgs) -> Result<i3
 }
 
 pub fn sign(global: &Global, config: &Config, args: SignArgs) -> Result<i32> {
-    let (secrets, _) = secrets(global, false)?;
+    let (secrets, _) = secrets(global, config, false)?;
     let body = read_body(&args.body)?;
     let msg_id = args.msg_id.unwrap_or_else(|| random_id("msg"));
     for (name, value) in verifier(config).sign(
@@ -191,7 +192,7 @@ pub fn sign(global: &Global, config: &Config, args: SignArgs) -> Result<i32> {
 }
 
 pub fn verify(global: &Global, config: &Config, args: VerifyArgs) -> Result<i32> {
-    let (secrets, _) = secrets(global, false)?;
+    let (secrets, _) = secrets(global, config, false)?;
     let body = read_body(&args.body)?;
     let mut headers = HeaderMap::new();
     for line in &args.headers {
@@ -205,18 +206,30 @@ pub fn verify(global: &Global, config: &Config, args: VerifyArgs) -> Result<i32>
                 .with_context(|| format!("the value of {name} is not a header value"))?,
         );
     }
-    match verifier(config).verify(
-        &secrets,
-        &headers,
-        &body,
-        args.timestamp.unwrap_or_else(now_s),
-    ) {
+    let at = args.timestamp.unwrap_or_else(now_s);
+    match verifier(config).verify(&secrets, &headers, &body, at) {
         Ok(()) => {
             println!("valid");
             Ok(0)
         }
         Err(why) => {
             println!("invalid: {why}");
+            // A hint the receiver never gives (no oracle): the other reading of the secret.
+            let current = verifier(config);
+            let other = current.reading.other();
+            let passes_otherwise = why == Rejection::NoMatch
+                && secrets.check(other).is_ok()
+                && current
+                    .with_reading(other)
+                    .verify(&secrets, &headers, &body, at)
+                    .is_ok();
+            if passes_otherwise {
+                println!(
+                    "it matches if the secret is read {}: --secret-encoding {}",
+                    other.describe(),
+                    other.setting().as_str()
+                );
+            }
             Ok(1)
         }
     }

@@ -48,7 +48,7 @@ pub async fn serve(global: &Global, config: Config, args: ServeArgs) -> Result<i
     };
     let backend = Backend::open(global, &config, Needs::SERVE).await?;
     let resumed = backend.release_in_flight().await?;
-    let (secrets, kept) = secrets(global, true)?;
+    let (secrets, kept) = secrets(global, &config, true)?;
     let receiver = Arc::new(Receiver::new(
         config.clone(),
         Arc::new(StaticSecrets::new(secrets)),

@@ -6,7 +6,7 @@
 //! `ZOFHOOK_*` variables): a flag is the parameter in kebab case, the variable `ZOFHOOK_` + upper
 //! snake case.
 
-use crate::signature::{Scheme, SecretError, Secrets};
+use crate::signature::{KeyReading, Scheme, SecretEncoding, SecretError, Secrets};
 use http::HeaderName;
 use std::time::Duration;
 
@@ -57,6 +57,9 @@ settings! {
     SIGNATURE_SCHEME = "SignatureScheme", "hmac-sha256",
         "one of hmac-sha256, timestamped, standard-webhooks",
         "How Zof signs deliveries; only this scheme is accepted.";
+    SECRET_ENCODING = "SecretEncoding", "auto",
+        "one of auto, base64, utf8",
+        "How a secret becomes the HMAC key: auto follows the scheme's senders (standard-webhooks: base64 after whsec_; timestamped and hmac-sha256: the string's UTF-8 bytes).";
     SIGNATURE_HEADER = "SignatureHeader", "Zof-Signature",
         "an HTTP header name",
         "Header that carries the signature (hmac-sha256 and timestamped).";
@@ -191,6 +194,7 @@ impl EventTypes {
 #[derive(Debug, Clone)]
 pub struct Config {
     pub scheme: Scheme,
+    pub secret_encoding: SecretEncoding,
     pub signature_header: HeaderName,
     pub tolerance_seconds: u64,
     pub event_types: EventTypes,
@@ -247,6 +251,10 @@ impl Config {
         let scheme = raw
             .parse::<Scheme>()
             .map_err(|_| ConfigError::new(&SIGNATURE_SCHEME, format!("{raw:?} is not a scheme")))?;
+        let raw = text(&SECRET_ENCODING);
+        let secret_encoding = raw
+            .parse::<SecretEncoding>()
+            .map_err(|_| ConfigError::new(&SECRET_ENCODING, format!("{raw:?} is not accepted")))?;
         let raw = text(&SIGNATURE_HEADER);
         let signature_header = HeaderName::from_bytes(raw.as_bytes()).map_err(|_| {
             ConfigError::new(&SIGNATURE_HEADER, format!("{raw:?} is not a header name"))
@@ -347,6 +355,7 @@ impl Config {
         }
         Ok(Config {
             scheme,
+            secret_encoding,
             signature_header,
             tolerance_seconds: number(&SIGNATURE_TOLERANCE_SECONDS, 1, 86_400)?,
             event_types,
@@ -379,6 +388,11 @@ impl Config {
         }
     }
 
+    /// How secrets become keys under this deployment's scheme.
+    pub fn key_reading(&self) -> KeyReading {
+        self.secret_encoding.reading(self.scheme)
+    }
+
     /// Seconds an event id is remembered.
     pub fn retention_seconds(&self) -> i64 {
         (self.retention_days * 86_400) as i64
@@ -401,6 +415,7 @@ pub fn required(
 /// current secret is an error (fail closed).
 pub fn secrets_from_lookup(
     lookup: impl Fn(&str) -> Option<String>,
+    reading: KeyReading,
 ) -> Result<Secrets, ConfigError> {
     let current = required(
         &lookup,
@@ -409,21 +424,25 @@ pub fn secrets_from_lookup(
     )?;
     let previous = lookup(PREVIOUS_SECRET_ENV);
     Secrets::parse(&current, previous.as_deref())
-        .map_err(|e| secret_error(e, &current, previous.as_deref()))
+        .and_then(|s| s.check(reading).map(|()| s))
+        .map_err(|e| secret_error(e, &current, reading))
 }
 
-fn secret_error(e: SecretError, current: &str, _previous: Option<&str>) -> ConfigError {
+fn secret_error(e: SecretError, current: &str, reading: KeyReading) -> ConfigError {
     // Name which secret is wrong without ever echoing it.
-    let env = if crate::signature::Secret::parse(current).is_err() {
-        SECRET_ENV
-    } else {
+    let current_ok = crate::signature::Secret::parse(current)
+        .and_then(|s| s.check(reading))
+        .is_ok();
+    let env = if current_ok {
         PREVIOUS_SECRET_ENV
+    } else {
+        SECRET_ENV
     };
     ConfigError {
         env: env.to_string(),
         param: env.to_string(),
         problem: e.to_string(),
-        accepts: "a non-empty secret; whsec_ followed by standard base64, or any other text"
+        accepts: "a non-empty secret; read as base64 (SecretEncoding), standard base64 after an optional whsec_"
             .to_string(),
     }
 }
@@ -500,6 +519,7 @@ mod tests {
             ("ZOFHOOK_NOTIFY_FORMAT", "xml"),
             ("ZOFHOOK_EVENT_BUS_NAME", "bad bus"),
             ("ZOFHOOK_RETRY_BASE_SECONDS", "0"),
+            ("ZOFHOOK_SECRET_ENCODING", "hex"),
             ("ZOFHOOK_RETRY_MAX_SECONDS", "50000"),
         ] {
             let err = with(&[(env, value)]).unwrap_err();
@@ -552,16 +572,24 @@ mod tests {
     #[test]
     fn secrets_fail_closed_without_echoing() {
         let none: HashMap<&str, &str> = HashMap::new();
-        let err = secrets_from_lookup(|k| none.get(k).map(|v| v.to_string())).unwrap_err();
+        let err = secrets_from_lookup(|k| none.get(k).map(|v| v.to_string()), KeyReading::Utf8)
+            .unwrap_err();
         assert_eq!(err.env, SECRET_ENV);
-        let bad = secrets_from_lookup(|k| match k {
-            SECRET_ENV => Some("good-one".into()),
-            PREVIOUS_SECRET_ENV => Some("whsec_%%%secretbits".into()),
-            _ => None,
-        })
+        let bad = secrets_from_lookup(
+            |k| match k {
+                SECRET_ENV => Some("Z29vZC1vbmU=".into()),
+                PREVIOUS_SECRET_ENV => Some("whsec_%%%secretbits".into()),
+                _ => None,
+            },
+            KeyReading::Base64,
+        )
         .unwrap_err();
         assert_eq!(bad.env, PREVIOUS_SECRET_ENV);
         assert!(!bad.to_string().contains("secretbits"));
-        assert!(secrets_from_lookup(|k| (k == SECRET_ENV).then(|| "s".to_string())).is_ok());
+        assert!(secrets_from_lookup(
+            |k| (k == SECRET_ENV).then(|| "s".to_string()),
+            KeyReading::Utf8
+        )
+        .is_ok());
     }
 }

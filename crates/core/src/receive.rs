@@ -193,7 +193,8 @@ impl Receiver {
             config.scheme,
             config.signature_header.clone(),
             config.tolerance_seconds,
-        );
+        )
+        .with_encoding(config.secret_encoding);
         Receiver {
             config,
             verifier,

@@ -61,52 +61,157 @@ impl FromStr for Scheme {
     }
 }
 
+/// How a secret's text becomes the HMAC key (`SecretEncoding`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SecretEncoding {
+    /// As the scheme's own senders do: base64 after `whsec_` for `standard-webhooks` (the
+    /// spec, Svix); the string's UTF-8 bytes, `whsec_` and all, for `timestamped` (Stripe) and
+    /// `hmac-sha256` (GitHub, Shopify).
+    Auto,
+    /// Standard base64, after an optional `whsec_` prefix.
+    Base64,
+    /// The secret string's UTF-8 bytes, whatever it looks like.
+    Utf8,
+}
+
+impl SecretEncoding {
+    pub const ALL: [SecretEncoding; 3] = [
+        SecretEncoding::Auto,
+        SecretEncoding::Base64,
+        SecretEncoding::Utf8,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SecretEncoding::Auto => "auto",
+            SecretEncoding::Base64 => "base64",
+            SecretEncoding::Utf8 => "utf8",
+        }
+    }
+
+    /// The reading in force under `scheme`.
+    pub fn reading(self, scheme: Scheme) -> KeyReading {
+        match (self, scheme) {
+            (SecretEncoding::Base64, _) => KeyReading::Base64,
+            (SecretEncoding::Utf8, _) => KeyReading::Utf8,
+            (SecretEncoding::Auto, Scheme::StandardWebhooks) => KeyReading::Base64,
+            (SecretEncoding::Auto, _) => KeyReading::Utf8,
+        }
+    }
+}
+
+impl FromStr for SecretEncoding {
+    type Err = ();
+    fn from_str(s: &str) -> Result<Self, ()> {
+        SecretEncoding::ALL
+            .into_iter()
+            .find(|e| e.as_str() == s)
+            .ok_or(())
+    }
+}
+
+/// One way of turning a secret's text into key bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KeyReading {
+    Base64,
+    Utf8,
+}
+
+impl KeyReading {
+    /// The other reading (what `zofhook verify` tries when a signature fails).
+    pub fn other(self) -> KeyReading {
+        match self {
+            KeyReading::Base64 => KeyReading::Utf8,
+            KeyReading::Utf8 => KeyReading::Base64,
+        }
+    }
+
+    /// The `SecretEncoding` value that forces this reading.
+    pub fn setting(self) -> SecretEncoding {
+        match self {
+            KeyReading::Base64 => SecretEncoding::Base64,
+            KeyReading::Utf8 => SecretEncoding::Utf8,
+        }
+    }
+
+    pub fn describe(self) -> &'static str {
+        match self {
+            KeyReading::Base64 => "as base64 (after whsec_)",
+            KeyReading::Utf8 => "as UTF-8 bytes",
+        }
+    }
+}
+
 /// Why a secret was refused at start-up.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum SecretError {
     #[error("the secret is empty")]
     Empty,
-    #[error("the secret starts with whsec_ but the rest is not standard base64")]
-    BadWhsec,
+    #[error("the secret is read as base64 (SecretEncoding), but it is not standard base64 after an optional whsec_")]
+    NotBase64,
 }
 
-/// One webhook secret's key bytes, with the HMAC state already keyed by them (the key schedule,
-/// two SHA-256 blocks, is paid once per secret instead of once per delivery). Never printed.
+/// Key bytes with the HMAC state already keyed by them (the key schedule, two SHA-256 blocks, is
+/// paid once per secret instead of once per delivery).
+#[derive(Clone)]
+struct Key {
+    bytes: Vec<u8>,
+    keyed: HmacSha256,
+}
+
+impl Key {
+    fn new(bytes: Vec<u8>) -> Option<Key> {
+        if bytes.is_empty() {
+            return None;
+        }
+        // HMAC accepts keys of any length; only an empty key is refused, above.
+        let keyed = <HmacSha256 as KeyInit>::new_from_slice(&bytes).ok()?;
+        Some(Key { bytes, keyed })
+    }
+}
+
+/// One webhook secret, ready under both readings of its text: its UTF-8 bytes, and (when the
+/// text is base64 after an optional `whsec_`) the decoded bytes. The verifier uses the one
+/// `SecretEncoding` puts in force. Never printed.
 #[derive(Clone)]
 pub struct Secret {
-    key: Vec<u8>,
-    keyed: HmacSha256,
+    utf8: Key,
+    base64: Option<Key>,
 }
 
 impl PartialEq for Secret {
     fn eq(&self, other: &Secret) -> bool {
-        self.key == other.key
+        self.utf8.bytes == other.utf8.bytes
     }
 }
 
 impl Eq for Secret {}
 
 impl Secret {
-    /// `whsec_<base64>` is the base64 after the prefix; anything else is its UTF-8 bytes.
+    /// Any non-empty text; whether it also reads as base64 is checked against the reading in
+    /// force ([`Secret::check`]).
     pub fn parse(text: &str) -> Result<Secret, SecretError> {
-        if text.is_empty() {
-            return Err(SecretError::Empty);
-        }
-        let key = match text.strip_prefix("whsec_") {
-            Some(encoded) => B64.decode(encoded).map_err(|_| SecretError::BadWhsec)?,
-            None => text.as_bytes().to_vec(),
-        };
-        if key.is_empty() {
-            return Err(SecretError::Empty);
-        }
-        // HMAC accepts keys of any length, so this cannot fail; an empty key is refused above.
-        let keyed =
-            <HmacSha256 as KeyInit>::new_from_slice(&key).map_err(|_| SecretError::Empty)?;
-        Ok(Secret { key, keyed })
+        let utf8 = Key::new(text.as_bytes().to_vec()).ok_or(SecretError::Empty)?;
+        let encoded = text.strip_prefix("whsec_").unwrap_or(text);
+        let base64 = B64.decode(encoded).ok().and_then(Key::new);
+        Ok(Secret { utf8, base64 })
     }
 
-    fn mac(&self) -> HmacSha256 {
-        self.keyed.clone()
+    /// Whether the secret can be read this way (a start-up check: fail closed).
+    pub fn check(&self, reading: KeyReading) -> Result<(), SecretError> {
+        self.key(reading).map(|_| ())
+    }
+
+    fn key(&self, reading: KeyReading) -> Result<&Key, SecretError> {
+        match reading {
+            KeyReading::Utf8 => Ok(&self.utf8),
+            KeyReading::Base64 => self.base64.as_ref().ok_or(SecretError::NotBase64),
+        }
+    }
+
+    /// The key bytes under `reading` (tests compare them).
+    pub fn key_bytes(&self, reading: KeyReading) -> Option<&[u8]> {
+        self.key(reading).ok().map(|k| k.bytes.as_slice())
     }
 }
 
@@ -138,6 +243,11 @@ impl Secrets {
         Ok(Secrets { current, previous })
     }
 
+    /// Whether every secret can be read this way (a start-up check: fail closed).
+    pub fn check(&self, reading: KeyReading) -> Result<(), SecretError> {
+        self.iter().try_for_each(|s| s.check(reading))
+    }
+
     fn iter(&self) -> impl Iterator<Item = &Secret> {
         std::iter::once(&self.current).chain(self.previous.iter())
     }
@@ -165,6 +275,8 @@ pub struct Verifier {
     pub scheme: Scheme,
     pub header: HeaderName,
     pub tolerance_seconds: u64,
+    /// How secrets become keys: `SecretEncoding` resolved for the scheme.
+    pub reading: KeyReading,
 }
 
 // Header names, not strings: a lookup by `&str` parses and checks the name every time.
@@ -173,12 +285,26 @@ const WEBHOOK_TIMESTAMP: HeaderName = HeaderName::from_static("webhook-timestamp
 const WEBHOOK_SIGNATURE: HeaderName = HeaderName::from_static("webhook-signature");
 
 impl Verifier {
+    /// A verifier with `SecretEncoding=auto`; see [`Verifier::with_encoding`].
     pub fn new(scheme: Scheme, header: HeaderName, tolerance_seconds: u64) -> Verifier {
         Verifier {
             scheme,
             header,
             tolerance_seconds,
+            reading: SecretEncoding::Auto.reading(scheme),
         }
+    }
+
+    /// The same verifier reading secrets as `encoding` says, for this scheme.
+    pub fn with_encoding(mut self, encoding: SecretEncoding) -> Verifier {
+        self.reading = encoding.reading(self.scheme);
+        self
+    }
+
+    /// The same verifier with secrets read one given way.
+    pub fn with_reading(mut self, reading: KeyReading) -> Verifier {
+        self.reading = reading;
+        self
     }
 
     /// Checks `body` (the exact bytes received) against the headers at time `now` (unix seconds).
@@ -200,7 +326,7 @@ impl Verifier {
                 if candidates.is_empty() {
                     return Err(Rejection::Malformed(self.header.to_string()));
                 }
-                matches_any(secrets, &[body], &candidates)
+                matches_any(secrets, self.reading, &[body], &candidates)
             }
             Scheme::Timestamped => {
                 let value = header_text(headers, &self.header)?;
@@ -223,7 +349,12 @@ impl Verifier {
                 if candidates.is_empty() {
                     return Err(Rejection::Malformed(self.header.to_string()));
                 }
-                matches_any(secrets, &[t.as_bytes(), b".", body], &candidates)
+                matches_any(
+                    secrets,
+                    self.reading,
+                    &[t.as_bytes(), b".", body],
+                    &candidates,
+                )
             }
             Scheme::StandardWebhooks => {
                 let id = header_text(headers, &WEBHOOK_ID)?;
@@ -239,7 +370,12 @@ impl Verifier {
                     return Err(Rejection::Malformed(WEBHOOK_SIGNATURE.to_string()));
                 }
                 let (id, t) = (id.as_bytes(), t.trim().as_bytes());
-                matches_any(secrets, &[id, b".", t, b".", body], &candidates)
+                matches_any(
+                    secrets,
+                    self.reading,
+                    &[id, b".", t, b".", body],
+                    &candidates,
+                )
             }
         }
     }
@@ -264,12 +400,12 @@ impl Verifier {
     ) -> Vec<(HeaderName, String)> {
         match self.scheme {
             Scheme::HmacSha256 => {
-                let mac = compute(secret, &[body]);
+                let mac = compute(secret, self.reading, &[body]);
                 vec![(self.header.clone(), format!("sha256={}", hex::encode(mac)))]
             }
             Scheme::Timestamped => {
                 let t = now.to_string();
-                let mac = compute(secret, &[t.as_bytes(), b".", body]);
+                let mac = compute(secret, self.reading, &[t.as_bytes(), b".", body]);
                 vec![(
                     self.header.clone(),
                     format!("t={t},v1={}", hex::encode(mac)),
@@ -277,7 +413,11 @@ impl Verifier {
             }
             Scheme::StandardWebhooks => {
                 let t = now.to_string();
-                let mac = compute(secret, &[msg_id.as_bytes(), b".", t.as_bytes(), b".", body]);
+                let mac = compute(
+                    secret,
+                    self.reading,
+                    &[msg_id.as_bytes(), b".", t.as_bytes(), b".", body],
+                );
                 vec![
                     (WEBHOOK_ID, msg_id.to_string()),
                     (WEBHOOK_TIMESTAMP, t),
@@ -352,8 +492,10 @@ fn decode_base64(value: &str) -> Option<Candidate> {
     })
 }
 
-fn compute(secret: &Secret, parts: &[&[u8]]) -> Vec<u8> {
-    let mut mac = secret.mac();
+/// The MAC under `reading`; a secret that cannot be read so (refused at start-up) signs with its
+/// UTF-8 bytes, which no receiver reading base64 accepts.
+fn compute(secret: &Secret, reading: KeyReading, parts: &[&[u8]]) -> Vec<u8> {
+    let mut mac = secret.key(reading).unwrap_or(&secret.utf8).keyed.clone();
     for part in parts {
         mac.update(part);
     }
@@ -363,11 +505,13 @@ fn compute(secret: &Secret, parts: &[&[u8]]) -> Vec<u8> {
 /// Computes the MAC once per secret and compares it with every candidate in constant time.
 fn matches_any(
     secrets: &Secrets,
+    reading: KeyReading,
     parts: &[&[u8]],
     candidates: &[Candidate],
 ) -> Result<(), Rejection> {
-    for secret in secrets.iter() {
-        let mut mac = secret.mac();
+    // A secret that cannot be read this way matches nothing (fail closed).
+    for key in secrets.iter().filter_map(|s| s.key(reading).ok()) {
+        let mut mac = key.keyed.clone();
         for part in parts {
             mac.update(part);
         }
@@ -462,7 +606,7 @@ mod tests {
     fn every_accepted_hmac_sha256_form_verifies() {
         let s = secrets("topsecret");
         let body = b"{\"id\":\"evt_1\"}";
-        let mac = compute(&s.current, &[body]);
+        let mac = compute(&s.current, KeyReading::Utf8, &[body]);
         let hex_lower = hex::encode(&mac);
         let forms = [
             format!("sha256={hex_lower}"),
@@ -484,7 +628,7 @@ mod tests {
     fn hmac_sha256_rejections() {
         let s = secrets("topsecret");
         let body = b"{}";
-        let good = hex::encode(compute(&s.current, &[body]));
+        let good = hex::encode(compute(&s.current, KeyReading::Utf8, &[body]));
         let v = verifier(Scheme::HmacSha256);
         let cases: Vec<(Vec<(&str, String)>, Rejection)> = vec![
             (vec![], Rejection::MissingHeader("zof-signature".into())),
@@ -535,7 +679,11 @@ mod tests {
             (
                 vec![(
                     "zof-signature",
-                    hex::encode(compute(&Secret::parse("other").unwrap(), &[body])),
+                    hex::encode(compute(
+                        &Secret::parse("other").unwrap(),
+                        KeyReading::Utf8,
+                        &[body],
+                    )),
                 )],
                 Rejection::NoMatch,
             ),
@@ -576,7 +724,11 @@ mod tests {
         let v = verifier(Scheme::Timestamped);
         let body = b"{\"a\":1}";
         let at = |t: i64| {
-            let mac = compute(&s.current, &[t.to_string().as_bytes(), b".", body]);
+            let mac = compute(
+                &s.current,
+                KeyReading::Utf8,
+                &[t.to_string().as_bytes(), b".", body],
+            );
             format!("t={t},v1={}", hex::encode(mac))
         };
         let ok = |value: &str| v.verify(&s, &headers(&[("zof-signature", value)]), body, NOW);
@@ -691,10 +843,25 @@ mod tests {
     #[test]
     fn secrets_parse_and_fail_closed() {
         assert_eq!(Secret::parse(""), Err(SecretError::Empty));
-        assert_eq!(Secret::parse("whsec_"), Err(SecretError::Empty));
-        assert_eq!(Secret::parse("whsec_!!!"), Err(SecretError::BadWhsec));
-        assert_eq!(Secret::parse("whsec_aGk=").unwrap().key, b"hi");
-        assert_eq!(Secret::parse("plain").unwrap().key, b"plain");
+        assert_eq!(
+            Secret::parse("whsec_").unwrap().check(KeyReading::Base64),
+            Err(SecretError::NotBase64)
+        );
+        // Any text is a secret; read as base64 it must be base64 (checked at start-up).
+        let odd = Secret::parse("whsec_!!!").unwrap();
+        assert_eq!(odd.check(KeyReading::Base64), Err(SecretError::NotBase64));
+        assert_eq!(odd.check(KeyReading::Utf8), Ok(()));
+        let svix = Secret::parse("whsec_aGk=").unwrap();
+        assert_eq!(svix.key_bytes(KeyReading::Base64), Some(&b"hi"[..]));
+        assert_eq!(svix.key_bytes(KeyReading::Utf8), Some(&b"whsec_aGk="[..]));
+        assert_eq!(
+            Secret::parse("plain").unwrap().key_bytes(KeyReading::Utf8),
+            Some(&b"plain"[..])
+        );
+        assert!(Secrets::parse("whsec_!!!", None)
+            .unwrap()
+            .check(KeyReading::Base64)
+            .is_err());
         assert_eq!(
             format!("{:?}", Secret::parse("plain").unwrap()),
             "Secret(<redacted>)"
@@ -706,7 +873,7 @@ mod tests {
     fn multiple_header_lines_are_combined() {
         let s = secrets("k");
         let v = verifier(Scheme::HmacSha256);
-        let good = hex::encode(compute(&s.current, &[b"{}"]));
+        let good = hex::encode(compute(&s.current, KeyReading::Utf8, &[b"{}"]));
         let h = headers(&[("zof-signature", "sha256=00"), ("zof-signature", &good)]);
         assert_eq!(v.verify(&s, &h, b"{}", NOW), Ok(()));
     }
@@ -717,5 +884,51 @@ mod tests {
             assert_eq!(s.as_str().parse::<Scheme>(), Ok(s));
         }
         assert!("HMAC-SHA256".parse::<Scheme>().is_err());
+    }
+
+    #[test]
+    fn auto_follows_each_schemes_senders() {
+        assert_eq!(
+            SecretEncoding::Auto.reading(Scheme::StandardWebhooks),
+            KeyReading::Base64
+        );
+        assert_eq!(
+            SecretEncoding::Auto.reading(Scheme::Timestamped),
+            KeyReading::Utf8
+        );
+        assert_eq!(
+            SecretEncoding::Auto.reading(Scheme::HmacSha256),
+            KeyReading::Utf8
+        );
+        for scheme in Scheme::ALL {
+            assert_eq!(SecretEncoding::Utf8.reading(scheme), KeyReading::Utf8);
+            assert_eq!(SecretEncoding::Base64.reading(scheme), KeyReading::Base64);
+        }
+        assert_eq!("utf8".parse(), Ok(SecretEncoding::Utf8));
+        assert!("hex".parse::<SecretEncoding>().is_err());
+    }
+
+    #[test]
+    fn a_stripe_shaped_secret_is_its_whole_string_under_timestamped() {
+        // Stripe signs `<t>.<body>` with the secret string as the key, `whsec_` included.
+        let secret = "whsec_test_a1b2c3d4e5f6g7h8i9j0k1l2m3n4o5p6";
+        let body = br#"{"id":"evt_1"}"#;
+        let mut mac = <HmacSha256 as KeyInit>::new_from_slice(secret.as_bytes()).unwrap();
+        mac.update(format!("{NOW}.").as_bytes());
+        mac.update(body);
+        let expected = hex::encode(mac.finalize().into_bytes());
+        let header = format!("t={NOW},v1={expected}");
+        let v = Verifier::new(
+            Scheme::Timestamped,
+            HeaderName::from_static("zof-signature"),
+            300,
+        );
+        let h = headers(&[("zof-signature", header.as_str())]);
+        let s = secrets(secret);
+        assert_eq!(v.verify(&s, &h, body, NOW), Ok(()));
+        assert_eq!(v.sign(&s.current, body, NOW, "")[0].1, header);
+        // Forced to base64 the same delivery fails, and no receiver ever falls back.
+        let forced = v.clone().with_encoding(SecretEncoding::Base64);
+        assert_eq!(forced.verify(&s, &h, body, NOW), Err(Rejection::NoMatch));
     }
 }

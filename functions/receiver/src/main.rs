@@ -17,7 +17,7 @@ use zofhook_core::metrics::Metrics;
 use zofhook_core::queue::sqs::SqsQueue;
 use zofhook_core::receive::{Body, Delivery, Receiver};
 use zofhook_core::secrets::secretsmanager::SecretsManagerSecrets;
-use zofhook_core::secrets::{CachedSecrets, REFRESH_INTERVAL};
+use zofhook_core::secrets::{CachedSecrets, SecretSource, REFRESH_INTERVAL};
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
@@ -147,6 +147,11 @@ async fn cold_start() -> Result<(Receiver, Metrics), Error> {
     // (BENCHMARKS.md, which also says why it is kept).
     let (secrets, ()) = tokio::join!(secrets, warm_up(&ledger, &queue));
     let secrets = secrets?;
+    // Fail closed: a secret the configured SecretEncoding cannot read stops the start.
+    secrets
+        .current()
+        .check(config.key_reading())
+        .map_err(|e| format!("the webhook secret: {e}"))?;
     let metrics = Metrics::new(config.metrics_namespace.clone(), "receiver");
     let receiver = Receiver::new(
         config,
