@@ -3,7 +3,7 @@
 
 use serde_json::json;
 use zofhook_core::event::body_sha256;
-use zofhook_core::ledger::{Begin, Claim, Ledger, Record, Status};
+use zofhook_core::ledger::{Begin, Claim, Ledger, Record, ReplayStart, Selection, Status};
 
 const T: i64 = 1_780_000_000_000;
 
@@ -24,6 +24,8 @@ fn record(id: &str, status: Status, lease_until: i64, token: &str) -> Record {
         error: None,
         processed_at: None,
         expires_at: T / 1000 + 3600,
+        body: Some(id.to_string()),
+        replays: 0,
     }
 }
 
@@ -195,4 +197,85 @@ pub async fn exercise(ledger: &dyn Ledger, prefix: &str) {
             .as_deref(),
         Some("run_1")
     );
+    // ... with its body and its place in the time index, like any other.
+    let made = ledger.get(&orphan).await.unwrap().unwrap();
+    assert_eq!(made.body.as_deref(), Some(orphan.as_str()));
+
+    // The record keeps the token of the delivery that wrote it through every claim.
+    let done = ledger.get(id).await.unwrap().unwrap();
+    assert_eq!(done.delivery_token.as_deref(), Some("r1"));
+
+    // Replay: a processed event goes back to `enqueued`, its outcome cleared so every sink runs
+    // again, attempts kept, one more replay; its body comes back byte for byte.
+    let ReplayStart::Started(replayed) = ledger.replay(id, T + 4).await.unwrap() else {
+        panic!("replay of a processed event")
+    };
+    assert_eq!(
+        (replayed.status, replayed.replays, replayed.attempts, &replayed.outcome),
+        (Status::Enqueued, 1, 1, &None)
+    );
+    assert_eq!(replayed.body.as_deref(), Some(id));
+    let stored = ledger.get(id).await.unwrap().unwrap();
+    assert_eq!((stored.status, stored.replays), (Status::Enqueued, 1));
+    // A live claim is never doubled.
+    let Claim::Claimed(_) = ledger
+        .claim(&record(id, Status::Processing, T + 180_000, "w5"), T + 5)
+        .await
+        .unwrap()
+    else {
+        panic!("claim after replay")
+    };
+    assert_eq!(
+        ledger.replay(id, T + 6).await.unwrap(),
+        ReplayStart::Live(Status::Processing)
+    );
+    assert_eq!(
+        ledger.replay(&format!("{prefix}_never"), T).await.unwrap(),
+        ReplayStart::NotFound
+    );
+    let bodiless = format!("{prefix}_bodiless");
+    let mut old_style = record(&bodiless, Status::Failed, 0, "b1");
+    old_style.body = None;
+    ledger.begin(&old_style, T).await.unwrap();
+    assert_eq!(
+        ledger.replay(&bodiless, T + 1).await.unwrap(),
+        ReplayStart::NoBody
+    );
+
+    // Listing: every record exactly once across pages, newest first, and the filters.
+    let around = Selection {
+        since: Some(zofhook_core::rfc3339(T - 86_400_000)),
+        until: Some(zofhook_core::rfc3339(T + 86_400_000)),
+        limit: 3,
+        ..Selection::default()
+    };
+    let mut seen: Vec<String> = Vec::new();
+    let mut cursor: Option<String> = None;
+    loop {
+        let page = ledger.list(&around, cursor.as_deref()).await.unwrap();
+        assert!(page.records.len() <= 3);
+        seen.extend(page.records.into_iter().map(|r| r.id));
+        match page.next {
+            Some(next) => cursor = Some(next),
+            None => break,
+        }
+    }
+    let mut unique = seen.clone();
+    unique.sort();
+    unique.dedup();
+    assert_eq!(unique.len(), seen.len(), "a record listed twice: {seen:?}");
+    let mine: Vec<&String> = seen.iter().filter(|i| i.starts_with(prefix)).collect();
+    assert_eq!(mine.len(), 6, "{seen:?}");
+    let failed_only = Selection {
+        statuses: vec![Status::Failed],
+        ..around.clone()
+    };
+    let failed = ledger.list(&failed_only, None).await.unwrap();
+    assert!(failed.records.iter().all(|r| r.status == Status::Failed));
+    assert!(failed.records.iter().any(|r| r.id == bodiless));
+    let later = Selection {
+        since: Some(zofhook_core::rfc3339(T + 1)),
+        ..around
+    };
+    assert!(ledger.list(&later, None).await.unwrap().records.is_empty());
 }

@@ -10,7 +10,8 @@ pub mod template;
 
 use aws_config::{BehaviorVersion, Region, SdkConfig};
 use aws_sdk_dynamodb::types::{
-    AttributeDefinition, BillingMode, KeySchemaElement, KeyType, ScalarAttributeType,
+    AttributeDefinition, BillingMode, GlobalSecondaryIndex, KeySchemaElement, KeyType, Projection,
+    ProjectionType, ScalarAttributeType,
 };
 use serde_json::json;
 use std::path::PathBuf;
@@ -63,7 +64,8 @@ pub fn unique(prefix: &str) -> String {
     )
 }
 
-/// A ledger table as template.yaml defines it: partition key `id`, on demand.
+/// A ledger table as template.yaml defines it: partition key `id`, on demand, and the time index
+/// (`by_day`) with the listing's attributes projected.
 pub async fn create_table(sdk: &SdkConfig) -> (aws_sdk_dynamodb::Client, String) {
     let client = aws_sdk_dynamodb::Client::new(sdk);
     let name = unique("ledger");
@@ -71,17 +73,35 @@ pub async fn create_table(sdk: &SdkConfig) -> (aws_sdk_dynamodb::Client, String)
         .create_table()
         .table_name(&name)
         .billing_mode(BillingMode::PayPerRequest)
-        .attribute_definitions(
-            AttributeDefinition::builder()
-                .attribute_name("id")
-                .attribute_type(ScalarAttributeType::S)
-                .build()
-                .unwrap(),
-        )
-        .key_schema(
-            KeySchemaElement::builder()
-                .attribute_name("id")
-                .key_type(KeyType::Hash)
+        .set_attribute_definitions(Some(
+            ["id", "received_day", "received_at"]
+                .into_iter()
+                .map(|name| {
+                    AttributeDefinition::builder()
+                        .attribute_name(name)
+                        .attribute_type(ScalarAttributeType::S)
+                        .build()
+                        .unwrap()
+                })
+                .collect(),
+        ))
+        .key_schema(key("id", KeyType::Hash))
+        .global_secondary_indexes(
+            GlobalSecondaryIndex::builder()
+                .index_name(zofhook_core::ledger::dynamodb::TIME_INDEX)
+                .key_schema(key("received_day", KeyType::Hash))
+                .key_schema(key("received_at", KeyType::Range))
+                .projection(
+                    Projection::builder()
+                        .projection_type(ProjectionType::Include)
+                        .set_non_key_attributes(Some(
+                            zofhook_core::ledger::dynamodb::TIME_INDEX_ATTRIBUTES
+                                .iter()
+                                .map(|a| a.to_string())
+                                .collect(),
+                        ))
+                        .build(),
+                )
                 .build()
                 .unwrap(),
         )
@@ -89,6 +109,14 @@ pub async fn create_table(sdk: &SdkConfig) -> (aws_sdk_dynamodb::Client, String)
         .await
         .expect("create table in the emulator");
     (client, name)
+}
+
+fn key(name: &str, kind: KeyType) -> KeySchemaElement {
+    KeySchemaElement::builder()
+        .attribute_name(name)
+        .key_type(kind)
+        .build()
+        .unwrap()
 }
 
 /// A queue; returns its URL.

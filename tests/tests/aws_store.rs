@@ -39,6 +39,8 @@ fn record(id: &str, status: Status, lease_until: i64, token: &str) -> Record {
         error: None,
         processed_at: None,
         expires_at: now() / 1000 + 3600,
+        body: None,
+        replays: 0,
     }
 }
 

@@ -4,14 +4,14 @@
 use crate::Global;
 use anyhow::{bail, Context, Result};
 use base64::Engine;
-use clap::Subcommand;
+use clap::{Args, Subcommand};
 use std::path::Path;
 use std::sync::Arc;
 use zofhook_core::aws::{dynamodb, sqs};
 use zofhook_core::config::Config;
 use zofhook_core::ledger::dynamodb::DynamoLedger;
 use zofhook_core::ledger::sqlite::SqliteLedger;
-use zofhook_core::ledger::{Ledger, Record};
+use zofhook_core::ledger::{Ledger, Record, Selection, Status};
 use zofhook_core::queue::sqlite::SqliteQueue;
 use zofhook_core::queue::sqs::{SqsInbox, SqsQueue};
 use zofhook_core::queue::{Inbox, Queue};
@@ -58,6 +58,11 @@ impl Needs {
         queue: false,
         dlq: false,
     };
+    pub const REPLAY: Needs = Needs {
+        table: true,
+        queue: true,
+        dlq: false,
+    };
     pub const REDRIVE: Needs = Needs {
         table: false,
         queue: true,
@@ -91,7 +96,10 @@ impl Backend {
             let sdk = zofhook_core::aws::sdk_config(config).await;
             let sqs = sqs::Client::new(&sdk);
             return Ok(Backend::Aws {
-                ledger: table.map(|table| DynamoLedger::new(dynamodb::Client::new(&sdk), table)),
+                ledger: table.map(|table| {
+                    DynamoLedger::new(dynamodb::Client::new(&sdk), table)
+                        .with_retention_days(config.retention_days)
+                }),
                 queue: queue_url.clone().map(|url| SqsQueue::new(sqs.clone(), url)),
                 inbox: queue_url.map(|url| SqsInbox::new(sqs, url, dlq_url, config)),
             });
@@ -288,18 +296,97 @@ fn generate(dir: &Path) -> Result<String> {
     Ok(secret)
 }
 
+/// The selection flags `events list` and `replay` share (DESIGN.md section 8).
+#[derive(Args, Debug, Clone, Default)]
+pub struct SelectArgs {
+    /// Only events in these statuses (comma-separated or repeated): received, enqueued,
+    /// processing, processed, failed.
+    #[arg(long, value_delimiter = ',')]
+    pub status: Vec<String>,
+    /// Only events of this type.
+    #[arg(long = "type")]
+    pub kind: Option<String>,
+    /// Received at or after this time: RFC 3339, or how long ago (30s, 15m, 2h, 7d).
+    #[arg(long)]
+    pub since: Option<String>,
+    /// Received before this time: RFC 3339, or how long ago.
+    #[arg(long)]
+    pub until: Option<String>,
+}
+
+impl SelectArgs {
+    fn given(&self) -> bool {
+        !self.status.is_empty() || self.kind.is_some() || self.since.is_some() || self.until.is_some()
+    }
+
+    /// The selection, or a clear error naming the flag.
+    pub fn selection(&self, limit: usize) -> Result<Selection> {
+        let statuses = self
+            .status
+            .iter()
+            .map(|s| {
+                s.trim().parse::<Status>().map_err(|_| {
+                    anyhow::anyhow!(
+                        "--status {s:?}: accepts received, enqueued, processing, processed, failed"
+                    )
+                })
+            })
+            .collect::<Result<Vec<_>>>()?;
+        Ok(Selection {
+            statuses,
+            kind: self.kind.clone(),
+            since: self.since.as_deref().map(|t| point_in_time("--since", t)).transpose()?,
+            until: self.until.as_deref().map(|t| point_in_time("--until", t)).transpose()?,
+            limit,
+        })
+    }
+}
+
+/// RFC 3339 or a relative time (`90s`, `15m`, `2h`, `7d` ago), as stored times are written.
+fn point_in_time(flag: &str, text: &str) -> Result<String> {
+    let text = text.trim();
+    let relative = text
+        .strip_suffix(['s', 'm', 'h', 'd'])
+        .and_then(|n| n.parse::<i64>().ok())
+        .zip(text.chars().last());
+    let ms = match relative {
+        Some((n, unit)) => {
+            let seconds = match unit {
+                's' => n,
+                'm' => n.saturating_mul(60),
+                'h' => n.saturating_mul(3600),
+                _ => n.saturating_mul(86_400),
+            };
+            zofhook_core::now_ms().saturating_sub(seconds.saturating_mul(1000))
+        }
+        None => {
+            zofhook_core::parse_rfc3339(text).ok_or_else(|| {
+                anyhow::anyhow!(
+                    "{flag} {text:?}: accepts an RFC 3339 time (2026-05-20T12:00:00Z) or how long ago (30s, 15m, 2h, 7d)"
+                )
+            })?
+        }
+    };
+    Ok(zofhook_core::rfc3339(ms))
+}
+
 #[derive(Subcommand, Debug)]
 pub enum EventsCommand {
-    /// The newest records.
+    /// Records newest first, a page at a time.
     List {
-        /// Print a JSON array instead of a table.
+        #[command(flatten)]
+        select: SelectArgs,
+        /// Print a JSON array instead of a table (the next page's cursor goes to stderr).
         #[arg(long)]
         json: bool,
-        /// How many records at most.
+        /// Records per page.
         #[arg(long, default_value_t = 50)]
         limit: usize,
+        /// Where the previous page ended (printed after it).
+        #[arg(long)]
+        cursor: Option<String>,
     },
-    /// One record.
+    /// One record (with its archived body under --json).
     Show {
         id: String,
         /// Print the record as a JSON object.
@@ -311,30 +398,29 @@ pub enum EventsCommand {
 pub async fn events(global: &Global, config: &Config, command: EventsCommand) -> Result<i32> {
     let backend = Backend::open(global, config, Needs::EVENTS).await?;
     match command {
-        EventsCommand::List { json, limit } => {
-            let records = match &backend {
-                Backend::Local { ledger, .. } => ledger.list(limit).await?,
-                Backend::Aws { ledger, .. } => {
-                    let ledger = ledger.as_ref().context("--aws needs --table-name")?;
-                    let mut all = Vec::new();
-                    let mut next = None;
-                    while all.len() < limit {
-                        let (page, more) = ledger.scan(next.as_deref(), 100).await?;
-                        all.extend(page);
-                        match more {
-                            Some(key) => next = Some(key),
-                            None => break,
-                        }
-                    }
-                    all.sort_by(|a, b| b.received_at.cmp(&a.received_at));
-                    all.truncate(limit);
-                    all
-                }
-            };
+        EventsCommand::List {
+            select,
+            json,
+            limit,
+            cursor,
+        } => {
+            let selection = select.selection(limit.max(1))?;
+            let page = backend.ledger()?.list(&selection, cursor.as_deref()).await?;
+            let mut records = page.records;
+            // Bodies stay out of lists: `events show --json` has them.
+            for r in &mut records {
+                r.body = None;
+            }
             if json {
                 println!("{}", serde_json::to_string_pretty(&records)?);
+                if let Some(next) = &page.next {
+                    eprintln!("next page: --cursor {next}");
+                }
             } else {
                 print_table(&records);
+                if let Some(next) = &page.next {
+                    println!("next page: --cursor {next}");
+                }
             }
             Ok(0)
         }
@@ -353,6 +439,80 @@ pub async fn events(global: &Global, config: &Config, command: EventsCommand) ->
             }
         },
     }
+}
+
+#[derive(Args, Debug)]
+pub struct ReplayArgs {
+    /// The events to replay; or a selection instead.
+    pub ids: Vec<String>,
+    #[command(flatten)]
+    pub select: SelectArgs,
+    /// At most this many events of the selection (newest first).
+    #[arg(long)]
+    pub limit: Option<usize>,
+    /// Print what would be replayed, change nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Replay a selection of more than 100 events.
+    #[arg(long)]
+    pub yes: bool,
+}
+
+/// Above this many events a selection asks for --yes.
+const REPLAY_WITHOUT_ASKING: usize = 100;
+
+pub async fn replay(global: &Global, config: &Config, args: ReplayArgs) -> Result<i32> {
+    if args.ids.is_empty() == !args.select.given() {
+        bail!(
+            "name event ids, or a selection (--status, --type, --since, --until), not both and not neither"
+        );
+    }
+    let backend = Backend::open(global, config, Needs::REPLAY).await?;
+    let ledger = backend.ledger()?;
+    let ids = if args.ids.is_empty() {
+        let wanted = args.limit.unwrap_or(usize::MAX);
+        let selection = args.select.selection(100)?;
+        let mut ids = Vec::new();
+        let mut cursor: Option<String> = None;
+        loop {
+            let page = ledger.list(&selection, cursor.as_deref()).await?;
+            ids.extend(page.records.into_iter().map(|r| r.id));
+            match page.next {
+                Some(next) if ids.len() < wanted => cursor = Some(next),
+                _ => break,
+            }
+        }
+        ids.truncate(wanted);
+        ids
+    } else {
+        args.ids.clone()
+    };
+    if args.dry_run {
+        println!("would replay {} event(s): {}", ids.len(), ids.join(", "));
+        return Ok(0);
+    }
+    if args.ids.is_empty() && ids.len() > REPLAY_WITHOUT_ASKING && !args.yes {
+        eprintln!(
+            "zofhook: {} events selected; replaying more than {REPLAY_WITHOUT_ASKING} needs --yes (--dry-run lists them)",
+            ids.len()
+        );
+        return Ok(2);
+    }
+    let summary = zofhook_core::replay::replay(
+        ledger.as_ref(),
+        backend.queue()?.as_ref(),
+        &ids,
+        zofhook_core::now_ms(),
+    )
+    .await?;
+    for line in summary.lines() {
+        println!("{line}");
+    }
+    Ok(if summary.failed.is_empty() && summary.not_found.is_empty() {
+        0
+    } else {
+        1
+    })
 }
 
 fn print_table(records: &[Record]) {

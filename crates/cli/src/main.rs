@@ -85,6 +85,8 @@ pub enum Command {
     /// Show ledger records.
     #[command(subcommand)]
     Events(backend::EventsCommand),
+    /// Send events through again from their archived bodies (by id, or a selection).
+    Replay(backend::ReplayArgs),
     /// Move dead-lettered events back to the queue.
     Redrive,
 }
@@ -119,6 +121,7 @@ fn run(cli: Cli, matches: &clap::ArgMatches) -> Result<i32> {
             Command::Sign(args) => send::sign(&cli.global, &config, args),
             Command::Verify(args) => send::verify(&cli.global, &config, args),
             Command::Events(command) => backend::events(&cli.global, &config, command).await,
+            Command::Replay(args) => backend::replay(&cli.global, &config, args).await,
             Command::Redrive => backend::redrive(&cli.global, &config).await,
         }
     })

@@ -132,6 +132,9 @@ impl Processor {
             error: None,
             processed_at: None,
             expires_at: now_ms / 1000 + self.retention_seconds,
+            // A record the claim creates (its own was rolled back or expired) keeps the body too.
+            body: std::str::from_utf8(message).ok().map(str::to_string),
+            replays: 0,
         };
         let claimed = match self.bounded(self.ledger.claim(&claim, now_ms)).await {
             // The claim may have landed before the error: read what the store holds.

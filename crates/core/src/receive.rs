@@ -314,6 +314,9 @@ impl Receiver {
             error: None,
             processed_at: None,
             expires_at: now_ms / 1000 + self.config.retention_seconds(),
+            // Verified JSON is UTF-8; kept byte for byte for replay.
+            body: std::str::from_utf8(body).ok().map(str::to_string),
+            replays: 0,
         };
         let begun = match self.bounded(self.ledger.begin(&record, now_ms)).await {
             // The put may have landed before the error (an attempt that timed out on our side):

@@ -32,8 +32,11 @@ CREATE TABLE IF NOT EXISTS events (
     error           TEXT,
     processed_at    TEXT,
     expires_at      INTEGER NOT NULL,
-    delivery_token  TEXT
+    delivery_token  TEXT,
+    body            TEXT,
+    replays         INTEGER NOT NULL DEFAULT 0
 );
+CREATE INDEX IF NOT EXISTS events_received ON events (received_at, id);
 CREATE TABLE IF NOT EXISTS messages (
     seq           INTEGER PRIMARY KEY AUTOINCREMENT,
     event_id      TEXT NOT NULL,
@@ -49,13 +52,20 @@ CREATE INDEX IF NOT EXISTS messages_ready ON messages (dead, visible_at, seq);
 
 /// Brings a store made by an earlier version up to the current schema.
 fn migrate(conn: &Connection) -> rusqlite::Result<()> {
-    let has_delivery_token: bool = conn.query_row(
-        "SELECT COUNT(*) FROM pragma_table_info('events') WHERE name = 'delivery_token'",
-        [],
-        |row| row.get::<_, i64>(0).map(|n| n > 0),
-    )?;
-    if !has_delivery_token {
-        conn.execute_batch("ALTER TABLE events ADD COLUMN delivery_token TEXT")?;
+    let columns = [
+        ("delivery_token", "TEXT"),
+        ("body", "TEXT"),
+        ("replays", "INTEGER NOT NULL DEFAULT 0"),
+    ];
+    for (name, kind) in columns {
+        let present: bool = conn.query_row(
+            "SELECT COUNT(*) FROM pragma_table_info('events') WHERE name = ?1",
+            [name],
+            |row| row.get::<_, i64>(0).map(|n| n > 0),
+        )?;
+        if !present {
+            conn.execute_batch(&format!("ALTER TABLE events ADD COLUMN {name} {kind}"))?;
+        }
     }
     Ok(())
 }

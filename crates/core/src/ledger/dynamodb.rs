@@ -2,7 +2,10 @@
 //! conditional write. A refused `begin` or `claim` returns the stored item with
 //! `ReturnValuesOnConditionCheckFailure = ALL_OLD`, so a duplicate costs one round trip.
 
-use super::{Begin, Claim, Ledger, LedgerError, Record, Status};
+use super::{
+    cursor_after, parse_cursor, Begin, Claim, Ledger, LedgerError, Page, Record, ReplayStart,
+    Selection, Status,
+};
 use async_trait::async_trait;
 use aws_sdk_dynamodb::error::{DisplayErrorContext, SdkError};
 use aws_sdk_dynamodb::operation::delete_item::DeleteItemError;
@@ -18,10 +21,33 @@ type Item = HashMap<String, AttributeValue>;
 /// The key `warm_up` reads: `#` is not allowed in event ids, so no record can have it.
 const WARM_UP_KEY: &str = "#warm-up";
 
+/// The global secondary index that serves time-bounded and status selections: partition key
+/// `received_day` (`YYYY-MM-DD`), sort key `received_at`, the listing's fields projected (not
+/// the body). template.yaml defines it.
+pub const TIME_INDEX: &str = "by_day";
+
+/// The attributes the time index projects besides its keys and `id`: what a listing shows.
+pub const TIME_INDEX_ATTRIBUTES: &[&str] = &[
+    "status",
+    "type",
+    "body_sha256",
+    "organization_id",
+    "run_id",
+    "lease_until",
+    "attempts",
+    "outcome",
+    "error",
+    "processed_at",
+    "expires_at",
+    "replays",
+];
+
 #[derive(Debug, Clone)]
 pub struct DynamoLedger {
     client: Client,
     table: String,
+    /// How many days back a selection without `since` looks (the retention).
+    horizon_days: i64,
 }
 
 impl DynamoLedger {
@@ -29,7 +55,15 @@ impl DynamoLedger {
         DynamoLedger {
             client,
             table: table.into(),
+            horizon_days: 30,
         }
+    }
+
+    /// Selections without `since` look back this many days (`DedupeRetentionDays`: nothing
+    /// older is remembered).
+    pub fn with_retention_days(mut self, days: u64) -> DynamoLedger {
+        self.horizon_days = i64::try_from(days).unwrap_or(3650);
+        self
     }
 
     /// Opens the connection to DynamoDB (TLS handshake, credentials, endpoint) with a read of a
@@ -56,30 +90,6 @@ impl DynamoLedger {
         &self.table
     }
 
-    /// A page of records in table order (for `zofhook events list`), and the key to go on from.
-    pub async fn scan(
-        &self,
-        start_after: Option<&str>,
-        limit: i32,
-    ) -> Result<(Vec<Record>, Option<String>), LedgerError> {
-        let mut request = self.client.scan().table_name(&self.table).limit(limit);
-        if let Some(id) = start_after {
-            request = request.exclusive_start_key("id", s(id));
-        }
-        let page = request.send().await.map_err(unavailable)?;
-        let records = page
-            .items()
-            .iter()
-            .map(from_item)
-            .collect::<Result<Vec<_>, _>>()?;
-        let next = page
-            .last_evaluated_key()
-            .and_then(|k| k.get("id"))
-            .and_then(|v| v.as_s().ok())
-            .cloned();
-        Ok((records, next))
-    }
-
     fn update_held(
         &self,
         id: &str,
@@ -92,6 +102,24 @@ impl DynamoLedger {
             .expression_attribute_names("#s", "status")
             .expression_attribute_values(":t", s(token))
     }
+}
+
+/// The `YYYY-MM-DD` of an RFC 3339 time.
+fn day_of(at: &str) -> String {
+    at.get(..10).unwrap_or(at).to_string()
+}
+
+/// The day `days` before `day`.
+fn days_before(day: &str, days: i64) -> Result<String, LedgerError> {
+    let format = time::macros::format_description!("[year]-[month]-[day]");
+    let date = time::Date::parse(day, &format)
+        .map_err(|_| LedgerError::Corrupt(format!("{day:?} is not a day")))?;
+    let earlier = date
+        .checked_sub(time::Duration::days(days))
+        .unwrap_or(time::Date::MIN);
+    earlier
+        .format(&format)
+        .map_err(|e| LedgerError::Corrupt(e.to_string()))
 }
 
 fn s(v: &str) -> AttributeValue {
@@ -118,6 +146,11 @@ pub fn to_item(r: &Record) -> Item {
     item.insert("lease_until".into(), n(r.lease_until));
     item.insert("attempts".into(), n(i64::from(r.attempts)));
     item.insert("expires_at".into(), n(r.expires_at));
+    item.insert("replays".into(), n(i64::from(r.replays)));
+    // The time index (`by_day`): the day's partition, newest first by received_at.
+    if r.received_at.len() >= 10 {
+        item.insert("received_day".into(), s(&r.received_at[..10]));
+    }
     let optional = [
         ("organization_id", r.organization_id.clone()),
         ("run_id", r.run_id.clone()),
@@ -126,6 +159,7 @@ pub fn to_item(r: &Record) -> Item {
         ("outcome", r.outcome.as_ref().map(Value::to_string)),
         ("error", r.error.clone()),
         ("processed_at", r.processed_at.clone()),
+        ("body", r.body.clone()),
     ];
     for (key, value) in optional {
         if let Some(v) = value {
@@ -172,6 +206,8 @@ pub fn from_item(item: &Item) -> Result<Record, LedgerError> {
         error: text("error"),
         processed_at: text("processed_at"),
         expires_at: num("expires_at")?,
+        body: text("body"),
+        replays: u32::try_from(num("replays")?).unwrap_or(u32::MAX),
     })
 }
 
@@ -281,6 +317,13 @@ impl Ledger for DynamoLedger {
             set.push("run_id = if_not_exists(run_id, :run)");
             request = request.expression_attribute_values(":run", s(run));
         }
+        // A record the claim creates is listed (time index) and replayable like any other.
+        set.push("received_day = if_not_exists(received_day, :day)");
+        request = request.expression_attribute_values(":day", s(&day_of(&claim.received_at)));
+        if let Some(body) = &claim.body {
+            set.push("body = if_not_exists(body, :body)");
+            request = request.expression_attribute_values(":body", s(body));
+        }
         // The same rule as `may_claim`.
         let result = request
             .update_expression(format!("SET {}", set.join(", ")))
@@ -364,6 +407,143 @@ impl Ledger for DynamoLedger {
             .send()
             .await;
         held(result)
+    }
+
+    async fn replay(&self, id: &str, now_ms: i64) -> Result<ReplayStart, LedgerError> {
+        // The same rule as `may_replay`, and only with an archived body.
+        let result = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key("id", s(id))
+            .update_expression(
+                "SET #s = :enqueued, replays = if_not_exists(replays, :zero) + :one, \
+                 lease_until = :zero REMOVE outcome, #error",
+            )
+            .condition_expression(
+                "attribute_exists(body) AND (#s IN (:processed, :failed, :enqueued) \
+                 OR (#s IN (:received, :processing) AND lease_until < :now))",
+            )
+            .expression_attribute_names("#s", "status")
+            .expression_attribute_names("#error", "error")
+            .expression_attribute_values(":enqueued", s(Status::Enqueued.as_str()))
+            .expression_attribute_values(":processed", s(Status::Processed.as_str()))
+            .expression_attribute_values(":failed", s(Status::Failed.as_str()))
+            .expression_attribute_values(":received", s(Status::Received.as_str()))
+            .expression_attribute_values(":processing", s(Status::Processing.as_str()))
+            .expression_attribute_values(":now", n(now_ms))
+            .expression_attribute_values(":zero", n(0))
+            .expression_attribute_values(":one", n(1))
+            .return_values(ReturnValue::AllNew)
+            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
+            .send()
+            .await;
+        match result {
+            Ok(out) => match out.attributes() {
+                Some(item) => Ok(ReplayStart::Started(Box::new(from_item(item)?))),
+                None => Err(LedgerError::Corrupt("replay returned no record".into())),
+            },
+            Err(e) => match e.as_service_error() {
+                Some(UpdateItemError::ConditionalCheckFailedException(c)) => Ok(match c.item() {
+                    None => ReplayStart::NotFound,
+                    Some(item) => {
+                        let old = from_item(item)?;
+                        if old.body.is_none() {
+                            ReplayStart::NoBody
+                        } else {
+                            ReplayStart::Live(old.status)
+                        }
+                    }
+                }),
+                _ => Err(unavailable(e)),
+            },
+        }
+    }
+
+    /// Walks the `by_day` index from the newest day of the selection back to its oldest (or the
+    /// retention horizon), newest first within each day: never a Scan.
+    async fn list(
+        &self,
+        selection: &Selection,
+        cursor: Option<&str>,
+    ) -> Result<Page, LedgerError> {
+        let after = cursor.map(parse_cursor).transpose()?;
+        let today = crate::rfc3339(crate::now_ms());
+        let newest_day = match (&after, &selection.until) {
+            (Some((at, _)), _) => day_of(at),
+            (None, Some(until)) => day_of(until),
+            (None, None) => day_of(&today),
+        };
+        let oldest_day = match &selection.since {
+            Some(since) => day_of(since),
+            None => days_before(&day_of(&today), self.horizon_days)?,
+        };
+        let mut records: Vec<Record> = Vec::new();
+        let mut day = newest_day;
+        let mut start = after.map(|(at, id)| {
+            HashMap::from([
+                ("id".to_string(), s(&id)),
+                ("received_day".to_string(), s(&day_of(&at))),
+                ("received_at".to_string(), s(&at)),
+            ])
+        });
+        while day >= oldest_day && records.len() <= selection.limit {
+            let mut query = self
+                .client
+                .query()
+                .table_name(&self.table)
+                .index_name(TIME_INDEX)
+                .scan_index_forward(false)
+                .limit(i32::try_from(selection.limit + 1).unwrap_or(i32::MAX))
+                .expression_attribute_values(":day", s(&day))
+                .set_exclusive_start_key(start.take());
+            let mut key = String::from("received_day = :day");
+            if let Some(since) = &selection.since {
+                key.push_str(" AND received_at >= :since");
+                query = query.expression_attribute_values(":since", s(since));
+            }
+            let mut filters: Vec<String> = Vec::new();
+            if let Some(until) = &selection.until {
+                filters.push("received_at < :until".into());
+                query = query.expression_attribute_values(":until", s(until));
+            }
+            if let Some(kind) = &selection.kind {
+                filters.push("#type = :type".into());
+                query = query
+                    .expression_attribute_names("#type", "type")
+                    .expression_attribute_values(":type", s(kind));
+            }
+            if !selection.statuses.is_empty() {
+                let names: Vec<String> = (0..selection.statuses.len())
+                    .map(|i| format!(":status{i}"))
+                    .collect();
+                filters.push(format!("#s IN ({})", names.join(", ")));
+                query = query.expression_attribute_names("#s", "status");
+                for (name, status) in names.iter().zip(&selection.statuses) {
+                    query = query.expression_attribute_values(name, s(status.as_str()));
+                }
+            }
+            if !filters.is_empty() {
+                query = query.filter_expression(filters.join(" AND "));
+            }
+            let page = query
+                .key_condition_expression(key)
+                .send()
+                .await
+                .map_err(unavailable)?;
+            for item in page.items() {
+                records.push(from_item(item)?);
+            }
+            match page.last_evaluated_key() {
+                // More of this day (a page ends at `Limit` items read, before the filter).
+                Some(last) if records.len() <= selection.limit => start = Some(last.clone()),
+                _ => day = days_before(&day, 1)?,
+            }
+        }
+        let more = records.len() > selection.limit;
+        records.truncate(selection.limit);
+        let next = more.then(|| records.last().map(cursor_after)).flatten();
+        Ok(Page { records, next })
     }
 
     async fn get(&self, id: &str) -> Result<Option<Record>, LedgerError> {

@@ -1,6 +1,9 @@
 //! An in-memory ledger for unit tests and benchmarks: the rules of `ledger` under one mutex.
 
-use super::{may_begin, may_claim, Begin, Claim, Ledger, LedgerError, Record, Status};
+use super::{
+    cursor_after, may_begin, may_claim, parse_cursor, replay_in_place, Begin, Claim, Ledger,
+    LedgerError, Page, Record, ReplayStart, Selection, Status,
+};
 use async_trait::async_trait;
 use serde_json::Value;
 use std::collections::HashMap;
@@ -148,5 +151,33 @@ impl Ledger for MemoryLedger {
 
     async fn get(&self, id: &str) -> Result<Option<Record>, LedgerError> {
         Ok(self.lock()?.get(id).cloned())
+    }
+
+    async fn replay(&self, id: &str, now_ms: i64) -> Result<ReplayStart, LedgerError> {
+        Ok(replay_in_place(self.lock()?.get_mut(id), now_ms))
+    }
+
+    async fn list(
+        &self,
+        selection: &Selection,
+        cursor: Option<&str>,
+    ) -> Result<Page, LedgerError> {
+        let after = cursor.map(parse_cursor).transpose()?;
+        let mut records: Vec<Record> = self
+            .lock()?
+            .values()
+            .filter(|r| selection.admits(r))
+            .filter(|r| {
+                after.as_ref().is_none_or(|(at, id)| {
+                    (r.received_at.as_str(), r.id.as_str()) < (at.as_str(), id.as_str())
+                })
+            })
+            .cloned()
+            .collect();
+        records.sort_by(|a, b| (&b.received_at, &b.id).cmp(&(&a.received_at, &a.id)));
+        let more = records.len() > selection.limit;
+        records.truncate(selection.limit);
+        let next = more.then(|| records.last().map(cursor_after)).flatten();
+        Ok(Page { records, next })
     }
 }

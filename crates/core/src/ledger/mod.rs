@@ -91,6 +91,13 @@ pub struct Record {
     pub processed_at: Option<String>,
     /// Epoch seconds after which the id is forgotten (TTL).
     pub expires_at: i64,
+    /// The exact bytes that were verified (after any base64 decoding), kept for replay; `None`
+    /// for records written before bodies were archived.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub body: Option<String>,
+    /// Times the event was replayed.
+    #[serde(default)]
+    pub replays: u32,
 }
 
 impl Record {
@@ -125,6 +132,85 @@ pub fn may_claim(existing: Option<&Record>, now_ms: i64) -> bool {
     }
 }
 
+/// Whether an event may be replayed: it has no live claim (a delivery or a worker at work on it).
+pub fn may_replay(record: &Record, now_ms: i64) -> bool {
+    match record.status {
+        Status::Processed | Status::Failed | Status::Enqueued => true,
+        Status::Received | Status::Processing => !record.lease_live(now_ms),
+    }
+}
+
+/// The replay transition on a record that [`may_replay`] allows: back to `enqueued`, one more
+/// replay, the outcome and error cleared (so every sink is called again), attempts kept.
+pub fn replayed(record: &mut Record) {
+    record.status = Status::Enqueued;
+    record.replays = record.replays.saturating_add(1);
+    record.outcome = None;
+    record.error = None;
+    record.lease_until = 0;
+}
+
+/// What became of a replay request for one id.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ReplayStart {
+    /// Now `enqueued`; the record after the transition, with its body to send.
+    Started(Box<Record>),
+    NotFound,
+    /// Written before bodies were archived: nothing to send.
+    NoBody,
+    /// A claim is live (a delivery or a worker holds it): never doubled.
+    Live(Status),
+}
+
+/// Which records `events list` and `replay` select. Times are RFC 3339 strings as stored
+/// (`received_at`), `since` inclusive and `until` exclusive.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Selection {
+    /// Any of these statuses; empty for any.
+    pub statuses: Vec<Status>,
+    pub kind: Option<String>,
+    pub since: Option<String>,
+    pub until: Option<String>,
+    /// Records per page.
+    pub limit: usize,
+}
+
+impl Selection {
+    pub fn admits(&self, r: &Record) -> bool {
+        (self.statuses.is_empty() || self.statuses.contains(&r.status))
+            && self.kind.as_ref().is_none_or(|k| *k == r.kind)
+            && self.since.as_ref().is_none_or(|t| r.received_at >= *t)
+            && self.until.as_ref().is_none_or(|t| r.received_at < *t)
+    }
+}
+
+/// One page of a selection, newest first, and the cursor of the next page (`None`: the last).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Page {
+    pub records: Vec<Record>,
+    pub next: Option<String>,
+}
+
+/// The position after `record` in newest-first order, as an opaque cursor (for the stores that
+/// order by `received_at`, then `id`).
+pub fn cursor_after(record: &Record) -> String {
+    use base64::Engine;
+    base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .encode(format!("{}|{}", record.received_at, record.id))
+}
+
+/// The (`received_at`, `id`) a cursor stands for.
+pub fn parse_cursor(cursor: &str) -> Result<(String, String), LedgerError> {
+    use base64::Engine;
+    let bad = || LedgerError::BadCursor(cursor.to_string());
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(cursor)
+        .map_err(|_| bad())?;
+    let text = String::from_utf8(bytes).map_err(|_| bad())?;
+    let (at, id) = text.split_once('|').ok_or_else(bad)?;
+    Ok((at.to_string(), id.to_string()))
+}
+
 /// What a delivery found when it tried to record its event.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Begin {
@@ -151,6 +237,8 @@ pub enum LedgerError {
     Unavailable(String),
     #[error("the ledger holds a record it cannot read: {0}")]
     Corrupt(String),
+    #[error("{0:?} is not a cursor this ledger gave out")]
+    BadCursor(String),
 }
 
 /// The conditional transitions of DESIGN.md section 4. Every method is one atomic step.
@@ -185,6 +273,24 @@ pub trait Ledger: Send + Sync {
         partial: Option<&Value>,
     ) -> Result<bool, LedgerError>;
     async fn get(&self, id: &str) -> Result<Option<Record>, LedgerError>;
+    /// Back to `enqueued` for a replay, if [`may_replay`] allows and the body is archived.
+    async fn replay(&self, id: &str, now_ms: i64) -> Result<ReplayStart, LedgerError>;
+    /// A page of the records `selection` admits, newest first, from `cursor` on.
+    async fn list(&self, selection: &Selection, cursor: Option<&str>)
+        -> Result<Page, LedgerError>;
+}
+
+/// [`Ledger::replay`] for the stores that read and write a record in one atomic step.
+pub fn replay_in_place(existing: Option<&mut Record>, now_ms: i64) -> ReplayStart {
+    match existing {
+        None => ReplayStart::NotFound,
+        Some(r) if r.body.is_none() => ReplayStart::NoBody,
+        Some(r) if !may_replay(r, now_ms) => ReplayStart::Live(r.status),
+        Some(r) => {
+            replayed(r);
+            ReplayStart::Started(Box::new(r.clone()))
+        }
+    }
 }
 
 #[cfg(test)]
@@ -208,6 +314,8 @@ mod tests {
             error: None,
             processed_at: None,
             expires_at: 10_000,
+            body: None,
+            replays: 0,
         }
     }
 

@@ -1,7 +1,10 @@
 //! The ledger on the embedded SQLite store: the rules of `ledger` applied inside one immediate
 //! transaction each, so they are as atomic as DynamoDB's conditional writes.
 
-use super::{may_begin, may_claim, Begin, Claim, Ledger, LedgerError, Record, Status};
+use super::{
+    cursor_after, may_begin, may_claim, parse_cursor, replay_in_place, Begin, Claim, Ledger,
+    LedgerError, Page, Record, ReplayStart, Selection, Status,
+};
 use crate::sqlite::Db;
 use async_trait::async_trait;
 use rusqlite::{params, Connection, OptionalExtension, Row};
@@ -13,7 +16,8 @@ pub struct SqliteLedger {
 }
 
 const COLUMNS: &str = "id, status, type, body_sha256, organization_id, run_id, received_at, \
-    lease_until, lease_token, attempts, outcome, error, processed_at, expires_at, delivery_token";
+    lease_until, lease_token, attempts, outcome, error, processed_at, expires_at, delivery_token, \
+    body, replays";
 
 fn from_row(row: &Row<'_>) -> rusqlite::Result<Record> {
     let status: String = row.get(1)?;
@@ -41,6 +45,8 @@ fn from_row(row: &Row<'_>) -> rusqlite::Result<Record> {
         error: row.get(11)?,
         processed_at: row.get(12)?,
         expires_at: row.get(13)?,
+        body: row.get(15)?,
+        replays: row.get(16)?,
         delivery_token: row.get(14)?,
     })
 }
@@ -55,7 +61,7 @@ fn write(tx: &Connection, r: &Record) -> rusqlite::Result<()> {
     let outcome = r.outcome.as_ref().map(Value::to_string);
     tx.prepare_cached(&format!(
         "INSERT OR REPLACE INTO events ({COLUMNS}) \
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)"
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17)"
     ))?
     .execute(params![
         r.id,
@@ -72,7 +78,9 @@ fn write(tx: &Connection, r: &Record) -> rusqlite::Result<()> {
         r.error,
         r.processed_at,
         r.expires_at,
-        r.delivery_token
+        r.delivery_token,
+        r.body,
+        r.replays
     ])?;
     Ok(())
 }
@@ -80,20 +88,6 @@ fn write(tx: &Connection, r: &Record) -> rusqlite::Result<()> {
 impl SqliteLedger {
     pub fn new(db: Db) -> SqliteLedger {
         SqliteLedger { db }
-    }
-
-    /// The newest `limit` records, newest first.
-    pub async fn list(&self, limit: usize) -> Result<Vec<Record>, LedgerError> {
-        self.db
-            .transaction(move |tx| {
-                let mut stmt = tx.prepare_cached(&format!(
-                    "SELECT {COLUMNS} FROM events ORDER BY received_at DESC, id LIMIT ?1"
-                ))?;
-                let rows = stmt.query_map([limit as i64], from_row)?;
-                rows.collect()
-            })
-            .await
-            .map_err(LedgerError::Unavailable)
     }
 
     /// Ends every lease: on start-up, the leases of a process that died (the data dir's lock
@@ -251,5 +245,67 @@ impl Ledger for SqliteLedger {
             .transaction(move |tx| read(tx, &id))
             .await
             .map_err(LedgerError::Unavailable)
+    }
+
+    async fn replay(&self, id: &str, now_ms: i64) -> Result<ReplayStart, LedgerError> {
+        let id = id.to_string();
+        self.db
+            .transaction(move |tx| {
+                let mut existing = read(tx, &id)?;
+                let start = replay_in_place(existing.as_mut(), now_ms);
+                if let ReplayStart::Started(record) = &start {
+                    write(tx, record)?;
+                }
+                Ok(start)
+            })
+            .await
+            .map_err(LedgerError::Unavailable)
+    }
+
+    async fn list(
+        &self,
+        selection: &Selection,
+        cursor: Option<&str>,
+    ) -> Result<Page, LedgerError> {
+        let after = cursor.map(parse_cursor).transpose()?;
+        let statuses: Option<String> = (!selection.statuses.is_empty()).then(|| {
+            let names: Vec<&str> = selection.statuses.iter().map(|s| s.as_str()).collect();
+            format!(",{},", names.join(","))
+        });
+        let selection = selection.clone();
+        let limit = selection.limit;
+        let (after_at, after_id) = after.unzip();
+        let mut records = self
+            .db
+            .transaction(move |tx| {
+                // The index on (received_at, id) serves the order and the time bounds.
+                let mut stmt = tx.prepare_cached(&format!(
+                    "SELECT {COLUMNS} FROM events \
+                     WHERE (?1 IS NULL OR received_at >= ?1) AND (?2 IS NULL OR received_at < ?2) \
+                       AND (?3 IS NULL OR type = ?3) \
+                       AND (?4 IS NULL OR instr(?4, ',' || status || ',') > 0) \
+                       AND (?5 IS NULL OR received_at < ?5 OR (received_at = ?5 AND id < ?6)) \
+                     ORDER BY received_at DESC, id DESC LIMIT ?7"
+                ))?;
+                let rows = stmt.query_map(
+                    params![
+                        selection.since,
+                        selection.until,
+                        selection.kind,
+                        statuses,
+                        after_at,
+                        after_id,
+                        (limit + 1) as i64
+                    ],
+                    from_row,
+                )?;
+                rows.collect::<rusqlite::Result<Vec<Record>>>()
+            })
+            .await
+            .map_err(LedgerError::Unavailable)?;
+        let more = records.len() > limit;
+        records.truncate(limit);
+        let next = more.then(|| records.last().map(cursor_after)).flatten();
+        Ok(Page { records, next })
     }
 }

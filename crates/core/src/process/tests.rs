@@ -63,6 +63,8 @@ fn record(id: &str, status: Status, lease_until: i64) -> Record {
         error: None,
         processed_at: None,
         expires_at: T0 / 1000 + 100,
+        body: None,
+        replays: 0,
     }
 }
 

@@ -407,6 +407,8 @@ fn stuck_record(body: &[u8], lease_until: i64) -> Record {
         error: None,
         processed_at: None,
         expires_at: T0 / 1000 + 1000,
+        body: None,
+        replays: 0,
     }
 }
 
@@ -487,6 +489,16 @@ impl Ledger for HungLedger {
         std::future::pending().await
     }
     async fn get(&self, _: &str) -> Result<Option<Record>, LedgerError> {
+        std::future::pending().await
+    }
+    async fn replay(&self, _: &str, _: i64) -> Result<crate::ledger::ReplayStart, LedgerError> {
+        std::future::pending().await
+    }
+    async fn list(
+        &self,
+        _: &crate::ledger::Selection,
+        _: Option<&str>,
+    ) -> Result<crate::ledger::Page, LedgerError> {
         std::future::pending().await
     }
 }
