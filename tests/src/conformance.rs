@@ -211,7 +211,12 @@ pub async fn exercise(ledger: &dyn Ledger, prefix: &str) {
         panic!("replay of a processed event")
     };
     assert_eq!(
-        (replayed.status, replayed.replays, replayed.attempts, &replayed.outcome),
+        (
+            replayed.status,
+            replayed.replays,
+            replayed.attempts,
+            &replayed.outcome
+        ),
         (Status::Enqueued, 1, 1, &None)
     );
     assert_eq!(replayed.body.as_deref(), Some(id));

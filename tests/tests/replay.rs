@@ -48,7 +48,10 @@ async fn replayed_by_id(global: &[&str], env: &[(&str, String)], fake: &Fake, id
     let mut dry = global.to_vec();
     dry.extend(["replay", id, "--dry-run"]);
     let (code, out, _) = zofhook(&dry, env);
-    assert_eq!((code, out.trim()), (0, format!("would replay 1 event(s): {id}").as_str()));
+    assert_eq!(
+        (code, out.trim()),
+        (0, format!("would replay 1 event(s): {id}").as_str())
+    );
     assert_eq!(show(global, id, env)["replays"], 0);
 
     let mut replay = global.to_vec();
@@ -98,8 +101,14 @@ async fn a_processed_event_replayed_by_id_is_processed_again_on_the_embedded_sto
     }
     let (code, out, _) = zofhook(&["--data-dir", d, "replay", "evt_from_before"], &[]);
     assert_eq!(code, 0, "{out}");
-    assert!(out.contains("skipped 1: evt_from_before (no archived body)"), "{out}");
-    assert_eq!(show(&["--data-dir", d], "evt_from_before", &[])["status"], "processed");
+    assert!(
+        out.contains("skipped 1: evt_from_before (no archived body)"),
+        "{out}"
+    );
+    assert_eq!(
+        show(&["--data-dir", d], "evt_from_before", &[])["status"],
+        "processed"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -113,7 +122,15 @@ async fn a_processed_event_replayed_by_id_is_processed_again_on_dynamodb_and_sqs
     let dir = data_dir();
     let d = dir.to_str().unwrap();
     let env = e2e::aws_env();
-    let aws = ["--data-dir", d, "--aws", "--table-name", &table, "--queue-url", &queue_url];
+    let aws = [
+        "--data-dir",
+        d,
+        "--aws",
+        "--table-name",
+        &table,
+        "--queue-url",
+        &queue_url,
+    ];
     let _serve = Serve::start(&aws, &["--notify-url", &notify], &env);
     replayed_by_id(&aws, &env, &fake, "evt_replay_aws").await;
 }
@@ -152,7 +169,14 @@ async fn a_selection_of_250_failed_events_needs_yes_and_then_all_end_processed()
     let d = dir.to_str().unwrap();
     let serve = Serve::start(
         &["--data-dir", d],
-        &["--notify-url", &notify, "--max-receive-count", "1", "--workers", "4"],
+        &[
+            "--notify-url",
+            &notify,
+            "--max-receive-count",
+            "1",
+            "--workers",
+            "4",
+        ],
         &[],
     );
     let secret = std::fs::read_to_string(dir.join("secret")).unwrap();
@@ -179,10 +203,22 @@ async fn a_selection_of_250_failed_events_needs_yes_and_then_all_end_processed()
     };
     let started = Instant::now();
     while failed() < 250 {
-        assert!(started.elapsed() < Duration::from_secs(60), "{} failed", failed());
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "{} failed",
+            failed()
+        );
         tokio::time::sleep(Duration::from_millis(300)).await;
     }
-    let select = ["--data-dir", d, "replay", "--status", "failed", "--since", "1h"];
+    let select = [
+        "--data-dir",
+        d,
+        "replay",
+        "--status",
+        "failed",
+        "--since",
+        "1h",
+    ];
     let mut dry = select.to_vec();
     dry.push("--dry-run");
     let (code, out, _) = zofhook(&dry, &[]);
@@ -190,7 +226,10 @@ async fn a_selection_of_250_failed_events_needs_yes_and_then_all_end_processed()
     assert!(out.starts_with("would replay 250 event(s): "), "{out}");
     let (code, _, err) = zofhook(&select, &[]);
     assert_eq!(code, 2);
-    assert!(err.contains("250 events selected") && err.contains("--yes"), "{err}");
+    assert!(
+        err.contains("250 events selected") && err.contains("--yes"),
+        "{err}"
+    );
     assert_eq!(failed(), 250, "nothing changed without --yes");
     let mut yes = select.to_vec();
     yes.push("--yes");
@@ -207,7 +246,9 @@ fn page_through(global: &[&str], env: &[(&str, String)]) -> Vec<String> {
     let mut pages = 0;
     loop {
         let mut args = global.to_vec();
-        args.extend(["events", "list", "--since", "1h", "--status", "failed", "--json", "--limit", "100"]);
+        args.extend([
+            "events", "list", "--since", "1h", "--status", "failed", "--json", "--limit", "100",
+        ]);
         if let Some(c) = &cursor {
             args.extend(["--cursor", c.as_str()]);
         }
@@ -215,11 +256,16 @@ fn page_through(global: &[&str], env: &[(&str, String)]) -> Vec<String> {
         assert_eq!(code, 0, "{err}");
         let page: Vec<Value> = serde_json::from_str(&out).unwrap();
         assert!(page.len() <= 100);
-        assert!(page.iter().all(|e| e["status"] == "failed" && e.get("body").is_none()));
+        assert!(page
+            .iter()
+            .all(|e| e["status"] == "failed" && e.get("body").is_none()));
         ids.extend(page.iter().map(|e| e["id"].as_str().unwrap().to_string()));
         pages += 1;
         assert!(pages <= 20, "the cursor does not end");
-        match err.lines().find_map(|l| l.strip_prefix("next page: --cursor ")) {
+        match err
+            .lines()
+            .find_map(|l| l.strip_prefix("next page: --cursor "))
+        {
             Some(next) => cursor = Some(next.trim().to_string()),
             None => return ids,
         }
@@ -238,7 +284,10 @@ async fn thousand_failed_and_noise(ledger: &dyn Ledger) -> HashSet<String> {
     }
     for i in 0..50 {
         ledger
-            .begin(&record(&format!("evt_done_{i}"), Status::Processed, Some("{}")), 0)
+            .begin(
+                &record(&format!("evt_done_{i}"), Status::Processed, Some("{}")),
+                0,
+            )
             .await
             .unwrap();
     }
@@ -283,7 +332,15 @@ async fn the_largest_body_round_trips_byte_for_byte_on_dynamodb_and_sqs() {
     let d = dir.to_str().unwrap();
     let env = e2e::aws_env();
     let serve = Serve::start(
-        &["--data-dir", d, "--aws", "--table-name", &table, "--queue-url", &queue_url],
+        &[
+            "--data-dir",
+            d,
+            "--aws",
+            "--table-name",
+            &table,
+            "--queue-url",
+            &queue_url,
+        ],
         &[],
         &env,
     );
@@ -301,7 +358,12 @@ async fn the_largest_body_round_trips_byte_for_byte_on_dynamodb_and_sqs() {
         .send()
         .await
         .unwrap();
-    assert_eq!(response.status().as_u16(), 200, "{}", response.text().await.unwrap());
+    assert_eq!(
+        response.status().as_u16(),
+        200,
+        "{}",
+        response.text().await.unwrap()
+    );
     let ledger = zofhook_core::ledger::dynamodb::DynamoLedger::new(client, table);
     let stored = ledger.get("evt_largest").await.unwrap().unwrap();
     assert_eq!(stored.body.unwrap().as_bytes(), &body[..]);

@@ -371,6 +371,9 @@ fn shopify_style_base64_signatures_verify() {
         "X-Shopify-Hmac-Sha256",
     ];
     let old_header = format!("X-Shopify-Hmac-Sha256: {old}");
-    assert_eq!(verify(&rotated, std::slice::from_ref(&old_header), &b, now()).0, 0);
+    assert_eq!(
+        verify(&rotated, std::slice::from_ref(&old_header), &b, now()).0,
+        0
+    );
     assert_eq!(verify(&settings, &[old_header], &b, now()).0, 1);
 }

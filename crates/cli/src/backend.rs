@@ -316,7 +316,10 @@ pub struct SelectArgs {
 
 impl SelectArgs {
     fn given(&self) -> bool {
-        !self.status.is_empty() || self.kind.is_some() || self.since.is_some() || self.until.is_some()
+        !self.status.is_empty()
+            || self.kind.is_some()
+            || self.since.is_some()
+            || self.until.is_some()
     }
 
     /// The selection, or a clear error naming the flag.
@@ -335,8 +338,16 @@ impl SelectArgs {
         Ok(Selection {
             statuses,
             kind: self.kind.clone(),
-            since: self.since.as_deref().map(|t| point_in_time("--since", t)).transpose()?,
-            until: self.until.as_deref().map(|t| point_in_time("--until", t)).transpose()?,
+            since: self
+                .since
+                .as_deref()
+                .map(|t| point_in_time("--since", t))
+                .transpose()?,
+            until: self
+                .until
+                .as_deref()
+                .map(|t| point_in_time("--until", t))
+                .transpose()?,
             limit,
         })
     }
@@ -405,7 +416,10 @@ pub async fn events(global: &Global, config: &Config, command: EventsCommand) ->
             cursor,
         } => {
             let selection = select.selection(limit.max(1))?;
-            let page = backend.ledger()?.list(&selection, cursor.as_deref()).await?;
+            let page = backend
+                .ledger()?
+                .list(&selection, cursor.as_deref())
+                .await?;
             let mut records = page.records;
             // Bodies stay out of lists: `events show --json` has them.
             for r in &mut records {
@@ -508,11 +522,13 @@ pub async fn replay(global: &Global, config: &Config, args: ReplayArgs) -> Resul
     for line in summary.lines() {
         println!("{line}");
     }
-    Ok(if summary.failed.is_empty() && summary.not_found.is_empty() {
-        0
-    } else {
-        1
-    })
+    Ok(
+        if summary.failed.is_empty() && summary.not_found.is_empty() {
+            0
+        } else {
+            1
+        },
+    )
 }
 
 fn print_table(records: &[Record]) {

@@ -462,11 +462,7 @@ impl Ledger for DynamoLedger {
 
     /// Walks the `by_day` index from the newest day of the selection back to its oldest (or the
     /// retention horizon), newest first within each day: never a Scan.
-    async fn list(
-        &self,
-        selection: &Selection,
-        cursor: Option<&str>,
-    ) -> Result<Page, LedgerError> {
+    async fn list(&self, selection: &Selection, cursor: Option<&str>) -> Result<Page, LedgerError> {
         let after = cursor.map(parse_cursor).transpose()?;
         let today = crate::rfc3339(crate::now_ms());
         let newest_day = match (&after, &selection.until) {

@@ -157,11 +157,7 @@ impl Ledger for MemoryLedger {
         Ok(replay_in_place(self.lock()?.get_mut(id), now_ms))
     }
 
-    async fn list(
-        &self,
-        selection: &Selection,
-        cursor: Option<&str>,
-    ) -> Result<Page, LedgerError> {
+    async fn list(&self, selection: &Selection, cursor: Option<&str>) -> Result<Page, LedgerError> {
         let after = cursor.map(parse_cursor).transpose()?;
         let mut records: Vec<Record> = self
             .lock()?

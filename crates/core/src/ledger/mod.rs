@@ -276,8 +276,7 @@ pub trait Ledger: Send + Sync {
     /// Back to `enqueued` for a replay, if [`may_replay`] allows and the body is archived.
     async fn replay(&self, id: &str, now_ms: i64) -> Result<ReplayStart, LedgerError>;
     /// A page of the records `selection` admits, newest first, from `cursor` on.
-    async fn list(&self, selection: &Selection, cursor: Option<&str>)
-        -> Result<Page, LedgerError>;
+    async fn list(&self, selection: &Selection, cursor: Option<&str>) -> Result<Page, LedgerError>;
 }
 
 /// [`Ledger::replay`] for the stores that read and write a record in one atomic step.

@@ -262,11 +262,7 @@ impl Ledger for SqliteLedger {
             .map_err(LedgerError::Unavailable)
     }
 
-    async fn list(
-        &self,
-        selection: &Selection,
-        cursor: Option<&str>,
-    ) -> Result<Page, LedgerError> {
+    async fn list(&self, selection: &Selection, cursor: Option<&str>) -> Result<Page, LedgerError> {
         let after = cursor.map(parse_cursor).transpose()?;
         let statuses: Option<String> = (!selection.statuses.is_empty()).then(|| {
             let names: Vec<&str> = selection.statuses.iter().map(|s| s.as_str()).collect();
