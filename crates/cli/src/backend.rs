@@ -476,7 +476,7 @@ pub struct ReplayArgs {
 const REPLAY_WITHOUT_ASKING: usize = 100;
 
 pub async fn replay(global: &Global, config: &Config, args: ReplayArgs) -> Result<i32> {
-    if args.ids.is_empty() == !args.select.given() {
+    if args.ids.is_empty() != args.select.given() {
         bail!(
             "name event ids, or a selection (--status, --type, --since, --until), not both and not neither"
         );
