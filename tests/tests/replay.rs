@@ -368,3 +368,44 @@ async fn the_largest_body_round_trips_byte_for_byte_on_dynamodb_and_sqs() {
     let stored = ledger.get("evt_largest").await.unwrap().unwrap();
     assert_eq!(stored.body.unwrap().as_bytes(), &body[..]);
 }
+
+#[tokio::test]
+async fn a_selection_is_replayed_on_dynamodb_and_sqs() {
+    let sdk = e2e::sdk().await;
+    let (client, table) = e2e::create_table(&sdk).await;
+    let (sqs, queue_url) = e2e::create_queue(&sdk).await;
+    let ledger = zofhook_core::ledger::dynamodb::DynamoLedger::new(client, table.clone());
+    let mut failed = HashSet::new();
+    for i in 0..5 {
+        let id = format!("evt_aws_failed_{i}");
+        let body = String::from_utf8(event(&id, "org_a", "run_1")).unwrap();
+        ledger
+            .begin(&record(&id, Status::Failed, Some(&body)), 0)
+            .await
+            .unwrap();
+        failed.insert(body);
+    }
+    ledger
+        .begin(&record("evt_aws_done", Status::Processed, Some("{}")), 0)
+        .await
+        .unwrap();
+    let env = e2e::aws_env();
+    let aws = ["--aws", "--table-name", &table, "--queue-url", &queue_url];
+    let mut args = aws.to_vec();
+    args.extend(["replay", "--status", "failed", "--since", "1h"]);
+    let (code, out, err) = zofhook(&args, &env);
+    assert_eq!((code, out.trim()), (0, "replayed 5 event(s)"), "{err}");
+    // Exactly the failed ones' archived bodies are queued, and they are `enqueued` again.
+    let sent: HashSet<String> = e2e::drain(&sqs, &queue_url)
+        .await
+        .iter()
+        .map(|m| m.body().unwrap().to_string())
+        .collect();
+    assert_eq!(sent, failed);
+    let record = ledger.get("evt_aws_failed_0").await.unwrap().unwrap();
+    assert_eq!((record.status, record.replays), (Status::Enqueued, 1));
+    assert_eq!(
+        ledger.get("evt_aws_done").await.unwrap().unwrap().status,
+        Status::Processed
+    );
+}
