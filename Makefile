@@ -2,12 +2,16 @@
 # package registries: it makes .venv with the AWS API emulator itself.
 CARGO ?= cargo
 
-.PHONY: test serve build package bench lint check-template fuzz fuzz-smoke fmt emulator clean
+.PHONY: test serve build package bench lint check-template fuzz fuzz-smoke browser fmt emulator clean
 
 ## Run the whole test suite: lint, then every test against the AWS API emulator.
-test: lint check-template fuzz-smoke
+test: lint check-template fuzz-smoke browser
 	$(CARGO) build --workspace --bins
 	infra/with-emulator.sh infra/cargo-test.sh
+
+## Headless Chromium and chromedriver for the console's browser tests (apt, when missing).
+browser:
+	infra/browser.sh
 
 ## Format and lint checks (CI runs these first).
 lint:

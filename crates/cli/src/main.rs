@@ -5,6 +5,8 @@
 //! `events` reads the ledger; `redrive` brings dead-lettered events back.
 
 mod backend;
+mod console;
+mod listener;
 mod send;
 mod serve;
 mod settings;
@@ -89,6 +91,8 @@ pub enum Command {
     Replay(backend::ReplayArgs),
     /// Move dead-lettered events back to the queue.
     Redrive,
+    /// Serve the console (the events, replay, redrive) without the webhook.
+    Console(console::ConsoleArgs),
 }
 
 fn main() {
@@ -123,6 +127,7 @@ fn run(cli: Cli, matches: &clap::ArgMatches) -> Result<i32> {
             Command::Events(command) => backend::events(&cli.global, &config, command).await,
             Command::Replay(args) => backend::replay(&cli.global, &config, args).await,
             Command::Redrive => backend::redrive(&cli.global, &config).await,
+            Command::Console(args) => console::run(&cli.global, &config, args).await,
         }
     })
 }

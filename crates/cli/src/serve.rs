@@ -3,6 +3,8 @@
 //! accepting, finish the requests and messages in hand, exit 0.
 
 use crate::backend::{lock_data_dir, secrets, Backend, Needs, SECRET_FILE, URL_FILE};
+use crate::console::Access;
+use crate::listener::Limits;
 use crate::Global;
 use anyhow::{Context, Result};
 use axum::body::Body as HttpBody;
@@ -31,12 +33,39 @@ pub struct ServeArgs {
     /// Worker tasks processing queued events concurrently.
     #[arg(long, env = "ZOFHOOK_WORKERS", default_value_t = 2, value_parser = clap::value_parser!(u16).range(1..=256))]
     pub workers: u16,
+    #[command(flatten)]
+    pub http: HttpArgs,
+}
+
+/// What the HTTP server lets a client do (serve and console).
+#[derive(Args, Debug, Clone)]
+pub struct HttpArgs {
+    /// The console's token: required on any address but loopback (without it the console is off).
+    #[arg(long, env = "ZOFHOOK_CONSOLE_TOKEN", hide_env_values = true)]
+    pub console_token: Option<String>,
+    /// Milliseconds a client has to send a request's headers and body; also how long an idle
+    /// keep-alive connection is kept.
+    #[arg(long, env = "ZOFHOOK_READ_TIMEOUT_MS", default_value_t = 10_000, value_parser = clap::value_parser!(u64).range(100..=120_000))]
+    pub read_timeout_ms: u64,
+    /// Connections open at once; more wait until one closes.
+    #[arg(long, env = "ZOFHOOK_MAX_CONNECTIONS", default_value_t = 1024, value_parser = clap::value_parser!(u64).range(1..=65_536))]
+    pub max_connections: u64,
+}
+
+impl HttpArgs {
+    pub fn limits(&self) -> Limits {
+        Limits {
+            read_timeout: Duration::from_millis(self.read_timeout_ms),
+            max_connections: usize::try_from(self.max_connections).unwrap_or(usize::MAX),
+        }
+    }
 }
 
 #[derive(Clone)]
 struct App {
     receiver: Arc<Receiver>,
     max_body_bytes: usize,
+    read_timeout: Duration,
 }
 
 pub async fn serve(global: &Global, config: Config, args: ServeArgs) -> Result<i32> {
@@ -108,6 +137,12 @@ pub async fn serve(global: &Global, config: Config, args: ServeArgs) -> Result<i
         .map(|_| tokio::spawn(work(inbox.clone(), processor.clone(), stopped.clone())))
         .collect();
 
+    let console = crate::console::router(
+        backend.ledger()?,
+        backend.queue()?,
+        Some(inbox.clone()),
+        Access::for_listener(addr, args.http.console_token.as_deref()),
+    );
     let app = Router::new()
         .route("/webhook", any(webhook))
         .route("/healthz", get(healthz))
@@ -116,10 +151,10 @@ pub async fn serve(global: &Global, config: Config, args: ServeArgs) -> Result<i
         .with_state(App {
             receiver,
             max_body_bytes: config.max_body_bytes,
-        });
-    axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown_signal())
-        .await?;
+            read_timeout: Duration::from_millis(args.http.read_timeout_ms),
+        })
+        .merge(console);
+    crate::listener::serve(listener, app, args.http.limits(), shutdown_signal()).await;
     println!("zofhook serve: stopping; finishing the work in hand");
     let _ = stop.send(true);
     for worker in workers {
@@ -161,7 +196,24 @@ async fn webhook(
     headers: HeaderMap,
     body: HttpBody,
 ) -> Response {
-    let reply = match axum::body::to_bytes(body, app.max_body_bytes.saturating_add(1)).await {
+    let read = axum::body::to_bytes(body, app.max_body_bytes.saturating_add(1));
+    let Ok(read) = tokio::time::timeout(app.read_timeout, read).await else {
+        // A client that does not send its body in time is cut off.
+        let mut response = (
+            StatusCode::REQUEST_TIMEOUT,
+            [
+                ("content-type", "application/json"),
+                ("connection", "close"),
+            ],
+            r#"{"error":"request_timeout"}"#,
+        )
+            .into_response();
+        response
+            .headers_mut()
+            .insert("connection", HeaderValue::from_static("close"));
+        return response;
+    };
+    let reply = match read {
         Ok(bytes) => {
             app.receiver
                 .receive(Delivery {
@@ -196,7 +248,7 @@ async fn healthz() -> Response {
     ([("content-type", "application/json")], r#"{"status":"ok"}"#).into_response()
 }
 
-async fn shutdown_signal() {
+pub async fn shutdown_signal() {
     let interrupt = async {
         let _ = tokio::signal::ctrl_c().await;
     };

@@ -1,0 +1,504 @@
+//! The console (DESIGN.md section 9) as an operator uses it: in headless Chromium driven over
+//! WebDriver (chromium and chromium-driver, Debian packages; `make test` installs them), and its
+//! API and access rules over plain HTTP. Also: slow clients cannot hold `serve` open.
+
+use e2e::{binary, data_dir, zofhook, Serve};
+use fantoccini::{Client, ClientBuilder, Locator};
+use serde_json::{json, Value};
+use std::io::{Read, Write};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// A chromedriver on a free 127.0.0.1 port, killed when dropped.
+struct Driver(Child, u16);
+
+impl Drop for Driver {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn driver() -> Driver {
+    let port = free_port();
+    let child = Command::new("chromedriver")
+        .arg(format!("--port={port}"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("chromedriver (Debian package chromium-driver; make test installs it)");
+    let started = Instant::now();
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "chromedriver did not start"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    Driver(child, port)
+}
+
+async fn browser(driver: &Driver) -> Client {
+    let mut caps = serde_json::Map::new();
+    caps.insert(
+        "goog:chromeOptions".into(),
+        json!({"args": ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--window-size=1280,860"]}),
+    );
+    ClientBuilder::rustls()
+        .unwrap()
+        .capabilities(caps)
+        .connect(&format!("http://127.0.0.1:{}", driver.1))
+        .await
+        .expect("a headless Chromium session")
+}
+
+/// Polls a JavaScript expression in the page until it is true (the page updates itself).
+async fn wait_until(client: &Client, what: &str, expression: &str) {
+    let started = Instant::now();
+    loop {
+        let value = client
+            .execute(&format!("return Boolean({expression});"), vec![])
+            .await
+            .unwrap();
+        if value == Value::Bool(true) {
+            return;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "{what}: `{expression}` stayed false"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+fn row(id: &str, part: &str) -> String {
+    format!("document.querySelector('#events tr[data-id=\"{id}\"] {part}')")
+}
+
+fn save(name: &str, png: &[u8]) {
+    let dir = e2e::root().join("target/screenshots");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join(name), png).unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_console_shows_events_live_opens_details_replays_and_filters() {
+    let driver = driver();
+    let dir = data_dir();
+    let d = dir.to_str().unwrap();
+    let serve = Serve::start(&["--data-dir", d], &[], &[]);
+    let base = serve.url.trim_end_matches("/webhook").to_string();
+    let client = browser(&driver).await;
+    client.goto(&format!("{base}/")).await.unwrap();
+    wait_until(
+        &client,
+        "the page loaded",
+        "document.querySelector('#live').textContent.startsWith('live')",
+    )
+    .await;
+
+    // Events sent while the page is open appear and turn `processed` without a reload.
+    for id in ["evt_console_2", "evt_console_1"] {
+        let (code, _, err) = zofhook(&["--data-dir", d, "send", "--id", id], &[]);
+        assert_eq!(code, 0, "{err}");
+    }
+    let status = row("evt_console_1", ".status");
+    wait_until(
+        &client,
+        "the event appeared, processed",
+        &format!("{status} && {status}.textContent === 'processed'"),
+    )
+    .await;
+    save("console-list.png", &client.screenshot().await.unwrap());
+
+    // Its detail: the record, the outcome, the body pretty-printed.
+    client
+        .find(Locator::Css("#events tr[data-id=\"evt_console_1\"]"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    wait_until(
+        &client,
+        "the detail opened",
+        "document.querySelector('#detail h2')?.textContent === 'evt_console_1'",
+    )
+    .await;
+    let body = client
+        .find(Locator::Css("#body"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(body.contains("\"id\": \"evt_console_1\""), "{body}");
+    assert!(client
+        .current_url()
+        .await
+        .unwrap()
+        .as_str()
+        .contains("event=evt_console_1"));
+    save("console-detail.png", &client.screenshot().await.unwrap());
+
+    // Replay: processed again, and the page shows it.
+    client
+        .find(Locator::Css("#replay"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    wait_until(
+        &client,
+        "the replay shows",
+        &format!(
+            "{}?.textContent.includes('↻1')",
+            row("evt_console_1", "td:last-child")
+        ),
+    )
+    .await;
+    wait_until(
+        &client,
+        "processed again",
+        &format!("{status}.textContent === 'processed'"),
+    )
+    .await;
+    let (_, out, _) = zofhook(
+        &["--data-dir", d, "events", "show", "evt_console_1", "--json"],
+        &[],
+    );
+    let record: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(
+        (record["status"].as_str(), record["replays"].as_u64()),
+        (Some("processed"), Some(1))
+    );
+
+    // Filters: by status, kept in the address.
+    client
+        .find(Locator::Css("#status"))
+        .await
+        .unwrap()
+        .select_by_value("failed")
+        .await
+        .unwrap();
+    wait_until(
+        &client,
+        "no failed events",
+        "!document.querySelector('#empty').hidden",
+    )
+    .await;
+    assert!(client
+        .current_url()
+        .await
+        .unwrap()
+        .as_str()
+        .contains("status=failed"));
+    client
+        .find(Locator::Css("#status"))
+        .await
+        .unwrap()
+        .select_by_value("processed")
+        .await
+        .unwrap();
+    wait_until(
+        &client,
+        "the processed events",
+        &format!(
+            "{} && {}",
+            row("evt_console_1", ".status"),
+            row("evt_console_2", ".status")
+        ),
+    )
+    .await;
+    // Keyboard: j moves the selection.
+    client.execute("document.activeElement.blur(); document.dispatchEvent(new KeyboardEvent('keydown', {key: 'j'}));", vec![]).await.unwrap();
+    wait_until(
+        &client,
+        "j selected a row",
+        "document.querySelector('#events tr.selected') !== null",
+    )
+    .await;
+    client.close().await.unwrap();
+}
+
+/// `zofhook serve` on every address (0.0.0.0; the test talks to it on 127.0.0.1 only).
+struct Public(Child, u16);
+
+impl Drop for Public {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn serve_public(dir: &std::path::Path, extra: &[&str]) -> Public {
+    let port = free_port();
+    let child = Command::new(binary("zofhook"))
+        .args(["--data-dir", dir.to_str().unwrap(), "serve", "--listen"])
+        .arg(format!("0.0.0.0:{port}"))
+        .args(extra)
+        .env_remove("ZOFHOOK_CONSOLE_TOKEN")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let started = Instant::now();
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "serve did not listen"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    Public(child, port)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn off_loopback_the_console_needs_its_token_and_keeps_it_in_a_strict_cookie() {
+    let dir = data_dir();
+    let http = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    // No token configured: the console is off, the webhook and health check are not.
+    let off = serve_public(&dir, &[]);
+    let base = format!("http://127.0.0.1:{}", off.1);
+    for path in ["/", "/api/events", "/api/events/x"] {
+        let r = http.get(format!("{base}{path}")).send().await.unwrap();
+        assert_eq!(r.status().as_u16(), 401, "{path}");
+    }
+    assert_eq!(
+        http.get(format!("{base}/healthz"))
+            .send()
+            .await
+            .unwrap()
+            .status()
+            .as_u16(),
+        200
+    );
+    let r = http
+        .post(format!("{base}/webhook"))
+        .body("{}")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 401, "the webhook answers for itself");
+    let body: Value = r.json().await.unwrap();
+    assert_eq!(body["error"], "invalid_signature");
+    drop(off);
+
+    // With a token: bearer, or once as ?token= then the cookie.
+    let token = "console-token-3f9a";
+    let on = serve_public(&dir, &["--console-token", token]);
+    let base = format!("http://127.0.0.1:{}", on.1);
+    assert_eq!(
+        http.get(format!("{base}/api/events"))
+            .send()
+            .await
+            .unwrap()
+            .status()
+            .as_u16(),
+        401
+    );
+    let wrong = http
+        .get(format!("{base}/api/events"))
+        .bearer_auth("console-token-3f9b")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(wrong.status().as_u16(), 401);
+    let right = http
+        .get(format!("{base}/api/events"))
+        .bearer_auth(token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(right.status().as_u16(), 200);
+    let visit = http
+        .get(format!("{base}/?token={token}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(visit.status().as_u16(), 303);
+    assert_eq!(visit.headers()["location"], "/");
+    let cookie = visit.headers()["set-cookie"].to_str().unwrap().to_string();
+    assert!(
+        cookie.contains("HttpOnly") && cookie.contains("SameSite=Strict"),
+        "{cookie}"
+    );
+    let jar = cookie.split(';').next().unwrap().to_string();
+    let page = http
+        .get(format!("{base}/"))
+        .header("cookie", &jar)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(page.status().as_u16(), 200);
+    // Replay and redrive are POSTs only.
+    let get_replay = http
+        .get(format!("{base}/api/events/x/replay"))
+        .bearer_auth(token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(get_replay.status().as_u16(), 405);
+    let get_redrive = http
+        .get(format!("{base}/api/redrive"))
+        .bearer_auth(token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(get_redrive.status().as_u16(), 405);
+
+    // And in a real browser: without the token a 401, with it once the page and its list.
+    let driver = driver();
+    let client = browser(&driver).await;
+    client.goto(&format!("{base}/")).await.unwrap();
+    let text = client
+        .find(Locator::Css("body"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(text.contains("unauthorized"), "{text}");
+    client
+        .goto(&format!("{base}/?token={token}"))
+        .await
+        .unwrap();
+    wait_until(
+        &client,
+        "the page loaded with the cookie",
+        "document.querySelector('#live')?.textContent.startsWith('live')",
+    )
+    .await;
+    assert!(!client
+        .current_url()
+        .await
+        .unwrap()
+        .as_str()
+        .contains("token"));
+    client.close().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_secret_appears_in_the_page_or_the_api() {
+    let dir = data_dir();
+    let d = dir.to_str().unwrap();
+    let serve = Serve::start(&["--data-dir", d], &[], &[]);
+    let secret = std::fs::read_to_string(dir.join("secret")).unwrap();
+    let (code, _, _) = zofhook(&["--data-dir", d, "send", "--id", "evt_secretless"], &[]);
+    assert_eq!(code, 0);
+    let base = serve.url.trim_end_matches("/webhook").to_string();
+    let http = reqwest::Client::new();
+    let mut everything = String::new();
+    for path in ["/", "/api/events", "/api/events/evt_secretless"] {
+        everything.push_str(
+            &http
+                .get(format!("{base}{path}"))
+                .send()
+                .await
+                .unwrap()
+                .text()
+                .await
+                .unwrap(),
+        );
+    }
+    everything.push_str(
+        &http
+            .post(format!("{base}/api/events/evt_secretless/replay"))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap(),
+    );
+    assert!(everything.contains("evt_secretless"));
+    assert!(
+        !everything.contains(secret.trim()),
+        "the webhook secret leaked"
+    );
+    assert!(
+        !everything.contains(&secret.trim()["whsec_".len()..]),
+        "the webhook secret leaked"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn slow_clients_are_cut_off_and_deliveries_still_get_through() {
+    let dir = data_dir();
+    let d = dir.to_str().unwrap();
+    // A read timeout and a cap sized for the test; the defaults are 10 s and 1,024.
+    let serve = Serve::start(
+        &["--data-dir", d],
+        &["--read-timeout-ms", "1000", "--max-connections", "20"],
+        &[],
+    );
+    let addr = serve
+        .url
+        .trim_start_matches("http://")
+        .trim_end_matches("/webhook")
+        .to_string();
+    // 30 clients that send headers and one byte of a 100-byte body, and 10 that send nothing.
+    let mut slow = Vec::new();
+    for i in 0..40 {
+        let mut s = std::net::TcpStream::connect(&addr).unwrap();
+        if i < 30 {
+            s.write_all(b"POST /webhook HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{").unwrap();
+        }
+        s.set_read_timeout(Some(Duration::from_secs(15))).unwrap();
+        slow.push(s);
+    }
+    // Health and a signed delivery get through while the slow ones hold (and then lose) their slots.
+    let http = reqwest::Client::builder()
+        .timeout(Duration::from_secs(15))
+        .build()
+        .unwrap();
+    let base = format!("http://{addr}");
+    assert_eq!(
+        http.get(format!("{base}/healthz"))
+            .send()
+            .await
+            .unwrap()
+            .status()
+            .as_u16(),
+        200
+    );
+    let secret = std::fs::read_to_string(dir.join("secret")).unwrap();
+    let body = e2e::event("evt_after_slow", "org_a", "run_1");
+    let delivered = http
+        .post(format!("{base}/webhook"))
+        .header("zof-signature", e2e::signature(secret.trim(), &body))
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(delivered.status().as_u16(), 200);
+    // Every slow connection was closed by the server (a 408, or nothing, then end of stream).
+    let started = Instant::now();
+    for mut s in slow {
+        let mut rest = Vec::new();
+        let read = s.read_to_end(&mut rest);
+        assert!(read.is_ok(), "a slow client was never cut off: {read:?}");
+        let text = String::from_utf8_lossy(&rest);
+        assert!(
+            text.is_empty() || text.starts_with("HTTP/1.1 408"),
+            "{text}"
+        );
+    }
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "{:?}",
+        started.elapsed()
+    );
+}
