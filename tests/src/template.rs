@@ -16,6 +16,22 @@ impl Template {
         }
     }
 
+    /// The dashboard's body (the text under `!Sub`), as JSON.
+    pub fn dashboard_body(&self) -> serde_json::Value {
+        let body = self
+            .doc
+            .get("Resources")
+            .and_then(|r| r.get("Dashboard"))
+            .and_then(|d| d.get("Properties"))
+            .and_then(|p| p.get("DashboardBody"))
+            .expect("a Dashboard resource with a DashboardBody");
+        let text = match body {
+            Value::Tagged(tagged) => tagged.value.as_str().unwrap().to_string(),
+            other => other.as_str().unwrap().to_string(),
+        };
+        serde_json::from_str(&text).expect("the dashboard body is JSON")
+    }
+
     /// Parameter names and their defaults (as text), in template order.
     pub fn parameters(&self) -> Vec<(String, Option<String>)> {
         let Some(Value::Mapping(params)) = self.doc.get("Parameters") else {

@@ -502,3 +502,102 @@ async fn slow_clients_are_cut_off_and_deliveries_still_get_through() {
         started.elapsed()
     );
 }
+
+#[tokio::test]
+async fn zofhook_aws_console_lists_replays_and_redrives_against_the_emulator() {
+    use zofhook_core::ledger::Ledger;
+    let sdk = e2e::sdk().await;
+    let (client, table) = e2e::create_table(&sdk).await;
+    let (sqs, queue_url) = e2e::create_queue(&sdk).await;
+    let (_, dlq_url) = e2e::create_queue(&sdk).await;
+    let ledger = zofhook_core::ledger::dynamodb::DynamoLedger::new(client, table.clone());
+    let body = String::from_utf8(e2e::event("evt_aws_console", "org_a", "run_1")).unwrap();
+    let now = zofhook_core::now_ms();
+    let record = zofhook_core::ledger::Record {
+        id: "evt_aws_console".into(),
+        status: zofhook_core::ledger::Status::Failed,
+        kind: "run.completed".into(),
+        body_sha256: zofhook_core::event::body_sha256(body.as_bytes()),
+        organization_id: Some("org_a".into()),
+        run_id: Some("run_1".into()),
+        received_at: zofhook_core::rfc3339(now),
+        lease_until: 0,
+        lease_token: None,
+        delivery_token: None,
+        attempts: 1,
+        outcome: None,
+        error: Some("down".into()),
+        processed_at: None,
+        expires_at: now / 1000 + 3600,
+        body: Some(body.clone()),
+        replays: 0,
+    };
+    ledger.begin(&record, now).await.unwrap();
+    let port = free_port();
+    let listen = format!("127.0.0.1:{port}");
+    let mut console = Command::new(binary("zofhook"))
+        .args([
+            "--aws",
+            "--table-name",
+            &table,
+            "--queue-url",
+            &queue_url,
+            "--dlq-url",
+            &dlq_url,
+        ])
+        .args(["console", "--listen", &listen])
+        .envs(e2e::aws_env())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let started = Instant::now();
+    while std::net::TcpStream::connect(&listen).is_err() {
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "console did not listen"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let base = format!("http://{listen}");
+    let http = reqwest::Client::new();
+    let page: Value = http
+        .get(format!("{base}/api/events?status=failed&since=1h"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(page["events"][0]["id"], "evt_aws_console", "{page}");
+    assert_eq!(page["next"], Value::Null);
+    let detail: Value = http
+        .get(format!("{base}/api/events/evt_aws_console"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(detail["body"], body);
+    let replayed = http
+        .post(format!("{base}/api/events/evt_aws_console/replay"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(replayed.status().as_u16(), 200);
+    let sent = e2e::drain(&sqs, &queue_url).await;
+    assert_eq!(sent.len(), 1);
+    assert_eq!(sent[0].body().unwrap(), body);
+    let redriven: Value = http
+        .post(format!("{base}/api/redrive"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(redriven, json!({"moved": 0}));
+    let _ = console.kill();
+    let _ = console.wait();
+}

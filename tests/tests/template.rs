@@ -226,3 +226,139 @@ fn the_transformed_roles_hold_exactly_what_each_function_needs() {
         }
     }
 }
+
+/// Every metric the dashboard names is one the code emits (under its `Function` dimension) or
+/// one AWS publishes for the resource it points at; and the dashboard shows what DESIGN.md
+/// section 9 lists.
+#[test]
+fn the_dashboard_names_only_metrics_that_exist() {
+    use serde_json::Value;
+    use zofhook_core::metrics::Metrics;
+    use zofhook_core::process::Handled;
+    use zofhook_core::receive::{Reply, Verdict};
+    // What the functions really print, for every verdict and every message result.
+    let mut emitted: HashSet<(String, String)> = HashSet::new();
+    let mut collect = |function: &str, line: String| {
+        let v: Value = serde_json::from_str(&line).unwrap();
+        for m in v["_aws"]["CloudWatchMetrics"][0]["Metrics"]
+            .as_array()
+            .unwrap()
+        {
+            emitted.insert((
+                function.to_string(),
+                m["Name"].as_str().unwrap().to_string(),
+            ));
+        }
+    };
+    let receiver = Metrics::new("ns", "receiver");
+    for verdict in [
+        Verdict::Accepted,
+        Verdict::Duplicate,
+        Verdict::Ignored,
+        Verdict::MethodNotAllowed,
+        Verdict::PayloadTooLarge,
+        Verdict::UnsupportedMediaType,
+        Verdict::InvalidSignature,
+        Verdict::InvalidEvent,
+        Verdict::WrongOrganization,
+        Verdict::Conflict,
+        Verdict::InProgress,
+        Verdict::Unavailable,
+    ] {
+        collect("receiver", receiver.delivery(&Reply::new(verdict), 1.0, 0));
+    }
+    let worker = Metrics::new("ns", "worker");
+    for handled in [
+        Handled::Processed,
+        Handled::AlreadyProcessed,
+        Handled::Retry("x".into()),
+    ] {
+        collect("worker", worker.message(&handled, 1.0, 0));
+    }
+    let published: HashMap<&str, (&str, &[&str])> = HashMap::from([
+        (
+            "AWS/SQS",
+            (
+                "QueueName",
+                &[
+                    "ApproximateNumberOfMessagesVisible",
+                    "ApproximateNumberOfMessagesNotVisible",
+                    "ApproximateAgeOfOldestMessage",
+                ][..],
+            ),
+        ),
+        (
+            "AWS/Lambda",
+            (
+                "FunctionName",
+                &[
+                    "Errors",
+                    "Throttles",
+                    "ConcurrentExecutions",
+                    "Duration",
+                    "Invocations",
+                ][..],
+            ),
+        ),
+    ]);
+    let body = Template::load().dashboard_body();
+    let mut shown: HashSet<(String, String, String)> = HashSet::new();
+    for widget in body["widgets"].as_array().unwrap() {
+        for metric in widget["properties"]["metrics"].as_array().unwrap() {
+            let m = metric.as_array().unwrap();
+            let namespace = m[0].as_str().unwrap();
+            let name = m[1].as_str().unwrap().to_string();
+            let (dimension, value) = (m[2].as_str().unwrap(), m[3].as_str().unwrap().to_string());
+            if namespace == "${MetricsNamespace}" {
+                assert_eq!(dimension, "Function");
+                assert!(
+                    emitted.contains(&(value.clone(), name.clone())),
+                    "the dashboard shows {value}/{name}, which no function emits"
+                );
+            } else {
+                let (want_dimension, names) = published.get(namespace).unwrap_or_else(|| {
+                    panic!("{namespace} is not a namespace the stack publishes to")
+                });
+                assert_eq!(dimension, *want_dimension, "{namespace}/{name}");
+                assert!(
+                    names.contains(&name.as_str()),
+                    "AWS publishes no {namespace}/{name}"
+                );
+            }
+            shown.insert((namespace.to_string(), name, value));
+        }
+    }
+    for (namespace, name, value) in [
+        ("${MetricsNamespace}", "Accepted", "receiver"),
+        ("${MetricsNamespace}", "Duplicate", "receiver"),
+        ("${MetricsNamespace}", "Rejected", "receiver"),
+        ("${MetricsNamespace}", "ServerError", "receiver"),
+        ("${MetricsNamespace}", "Latency", "receiver"),
+        ("${MetricsNamespace}", "Processed", "worker"),
+        ("${MetricsNamespace}", "Failed", "worker"),
+        ("${MetricsNamespace}", "Latency", "worker"),
+        (
+            "AWS/SQS",
+            "ApproximateNumberOfMessagesVisible",
+            "${EventQueue.QueueName}",
+        ),
+        (
+            "AWS/SQS",
+            "ApproximateAgeOfOldestMessage",
+            "${EventQueue.QueueName}",
+        ),
+        (
+            "AWS/SQS",
+            "ApproximateNumberOfMessagesVisible",
+            "${DeadLetterQueue.QueueName}",
+        ),
+        ("AWS/Lambda", "Errors", "${ReceiverFunction}"),
+        ("AWS/Lambda", "Throttles", "${WorkerFunction}"),
+        ("AWS/Lambda", "ConcurrentExecutions", "${ReceiverFunction}"),
+    ] {
+        assert!(
+            shown.contains(&(namespace.into(), name.into(), value.into())),
+            "the dashboard does not show {namespace} {name} for {value}"
+        );
+    }
+}

@@ -112,6 +112,7 @@ pub async fn serve(global: &Global, config: Config, args: ServeArgs) -> Result<i
     }
     let mut out = std::io::stdout().lock();
     writeln!(out, "zofhook serve: listening on {url}")?;
+    writeln!(out, "zofhook serve: console on http://{addr}/")?;
     writeln!(out, "zofhook serve: {}", backend.describe(global))?;
     if resumed > 0 {
         writeln!(
