@@ -57,6 +57,11 @@ impl FaultProxy {
         self.rules.lock().unwrap().push(rule);
     }
 
+    /// Drops every rule: from now on every call is forwarded as it is.
+    pub fn clear(&self) {
+        self.rules.lock().unwrap().clear();
+    }
+
     /// The operations a fault was applied to so far.
     pub fn applied(&self) -> Vec<String> {
         self.applied.lock().unwrap().clone()

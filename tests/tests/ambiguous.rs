@@ -256,3 +256,126 @@ async fn an_outcome_that_landed_but_timed_out_is_recorded_once() {
     .await;
     assert_one_accepted_then_duplicate(&outcome, "UpdateItem");
 }
+
+/// How two `accepted` came about under load: the send landed, the `enqueued` mark did not, the
+/// worker had not claimed the event yet, and once the receive lease ran out a later delivery
+/// took the `received` record over and was accepted too. A delivery whose record cannot be
+/// marked is now answered 503 (its message is queued; nothing is lost), so only the later
+/// delivery is `accepted`. Every mark of the first delivery fails, and every claim fails until
+/// the later delivery has its answer.
+#[tokio::test]
+async fn a_record_left_received_is_never_answered_accepted() {
+    let sdk = e2e::sdk().await;
+    let (dynamo, table) = e2e::create_table(&sdk).await;
+    let (_, queue_url) = e2e::create_queue(&sdk).await;
+    let proxy = FaultProxy::new(&e2e::endpoint());
+    let through = proxy.start().await;
+    let env: Vec<(&str, String)> = e2e::aws_env()
+        .into_iter()
+        .map(|(k, v)| match k {
+            "AWS_ENDPOINT_URL" => (k, through.clone()),
+            _ => (k, v),
+        })
+        .collect();
+    let dir = data_dir();
+    // A receive lease just above the response deadline, and quick retries, to keep the test
+    // short; the rule under test does not depend on them.
+    let serve = Serve::start(
+        &[
+            "--data-dir",
+            dir.to_str().unwrap(),
+            "--aws",
+            "--table-name",
+            &table,
+            "--queue-url",
+            &queue_url,
+        ],
+        &[
+            "--receive-lease-seconds",
+            "9",
+            "--retry-base-seconds",
+            "1",
+            "--retry-max-seconds",
+            "2",
+        ],
+        &env,
+    );
+    proxy.rule(Rule {
+        operation: "UpdateItem",
+        body_contains: Some("#s = :enqueued"),
+        fault: Fault::Fail,
+        // Both marks of the first delivery, every attempt (StoreMaxAttempts 3).
+        times: 6,
+    });
+    proxy.rule(Rule {
+        operation: "UpdateItem",
+        body_contains: Some("#s = :processing"),
+        fault: Fault::Fail,
+        times: usize::MAX,
+    });
+    let secret = std::fs::read_to_string(dir.join("secret")).unwrap();
+    let body = event("evt_left_received", "org_a", "run_1");
+    let client = reqwest::Client::new();
+    let mut verdicts: Vec<(u16, String)> = Vec::new();
+    let started = Instant::now();
+    while !verdicts.iter().any(|(s, _)| *s == 200) {
+        assert!(started.elapsed() < Duration::from_secs(60), "{verdicts:?}");
+        let response = client
+            .post(&serve.url)
+            .header("zof-signature", signature(secret.trim(), &body))
+            .body(body.clone())
+            .send()
+            .await
+            .unwrap();
+        let status = response.status().as_u16();
+        let reply: serde_json::Value = response.json().await.unwrap();
+        let word = reply["status"]
+            .as_str()
+            .or(reply["error"].as_str())
+            .unwrap_or("")
+            .to_string();
+        verdicts.push((status, word));
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    // The first delivery was queued but not marked: 503. A later one took the expired lease over.
+    assert_eq!(
+        verdicts[0],
+        (503, "unavailable".to_string()),
+        "{verdicts:?}"
+    );
+    assert!(
+        verdicts.iter().any(|(_, w)| w == "in_progress"),
+        "{verdicts:?}"
+    );
+    proxy.clear();
+    let started = Instant::now();
+    loop {
+        let item = dynamo
+            .get_item()
+            .table_name(&table)
+            .key("id", AttributeValue::S("evt_left_received".into()))
+            .consistent_read(true)
+            .send()
+            .await
+            .unwrap();
+        let status = item.item().and_then(|i| i.get("status")).cloned();
+        if status == Some(AttributeValue::S("processed".into())) {
+            break;
+        }
+        assert!(started.elapsed() < Duration::from_secs(30), "{status:?}");
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    // Every later delivery is a duplicate.
+    let response = client
+        .post(&serve.url)
+        .header("zof-signature", signature(secret.trim(), &body))
+        .body(body.clone())
+        .send()
+        .await
+        .unwrap();
+    let reply: serde_json::Value = response.json().await.unwrap();
+    verdicts.push((200, reply["status"].as_str().unwrap().to_string()));
+    let accepted = verdicts.iter().filter(|(_, w)| w == "accepted").count();
+    assert_eq!(accepted, 1, "{verdicts:?}");
+    assert_eq!(verdicts.last().unwrap().1, "duplicate");
+}

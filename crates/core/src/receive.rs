@@ -349,14 +349,35 @@ impl Receiver {
         if let Err(e) = sent {
             return self.roll_back(id, token, &e.to_string()).await;
         }
-        match self.bounded(self.ledger.mark_enqueued(id, token)).await {
-            Ok(true) => {}
-            // The worker claimed it first: it is in good hands.
-            Ok(false) => tracing::debug!(event_id = id, "claimed before marked enqueued"),
-            // The message is queued; the worker claims from `received` as well.
-            Err(e) => tracing::warn!(event_id = id, error = %e, "could not mark enqueued"),
+        // `accepted` only once the record can no longer be taken over: a record left `received`
+        // looks like a delivery that died before its send, and once its lease ends a later
+        // delivery of the id would begin, send and be accepted too.
+        for _ in 0..2 {
+            match self.bounded(self.ledger.mark_enqueued(id, token)).await {
+                Ok(true) => return Reply::with_id(Verdict::Accepted, id),
+                // The worker claimed it first: it is in good hands.
+                Ok(false) => {
+                    tracing::debug!(event_id = id, "claimed before marked enqueued");
+                    return Reply::with_id(Verdict::Accepted, id);
+                }
+                // The mark may have landed before the error: read what the store holds.
+                Err(e) => match self.bounded(self.ledger.get(id)).await {
+                    Ok(Some(stored))
+                        if stored.status != Status::Received
+                            || stored.lease_token.as_deref() != Some(token) =>
+                    {
+                        return Reply::with_id(Verdict::Accepted, id);
+                    }
+                    _ => tracing::warn!(event_id = id, error = %e, "could not mark enqueued"),
+                },
+            }
         }
-        Reply::with_id(Verdict::Accepted, id)
+        // Queued but still `received`: not a 2xx. The worker processes the message (it claims
+        // from `received`); Zof's retry hears `in_progress`, then `duplicate`.
+        Reply::unavailable(
+            "queued, but the record could not be marked enqueued",
+            Some(id),
+        )
     }
 
     fn existing(&self, new: &Record, old: &Record, now_ms: i64) -> Reply {
