@@ -18,52 +18,72 @@ struct Outcome {
     applied: Vec<String>,
 }
 
-/// Delivers one event to a default `serve --aws` behind the proxy with `rules`, as Zof does:
-/// again after each 503, until a 2xx; then once more (a later duplicate). Then waits for the
-/// event to be `processed` and the queue to hold nothing, visible or in flight.
-async fn run(rules: Vec<Rule>) -> Outcome {
-    let sdk = e2e::sdk().await;
-    let (dynamo, table) = e2e::create_table(&sdk).await;
-    let (sqs, queue_url) = e2e::create_queue(&sdk).await;
-    let proxy = FaultProxy::new(&e2e::endpoint());
-    let through = proxy.start().await;
-    let env: Vec<(&str, String)> = e2e::aws_env()
-        .into_iter()
-        .map(|(k, v)| match k {
-            "AWS_ENDPOINT_URL" => (k, through.clone()),
-            _ => (k, v),
-        })
-        .collect();
-    let dir = data_dir();
-    let serve = Serve::start(
-        &[
-            "--data-dir",
-            dir.to_str().unwrap(),
-            "--aws",
-            "--table-name",
-            &table,
-            "--queue-url",
-            &queue_url,
-        ],
-        &[],
-        &env,
-    );
-    for rule in rules {
-        proxy.rule(rule);
+/// A `serve --aws` whose AWS calls go through a fault proxy to the emulator.
+struct Rig {
+    proxy: FaultProxy,
+    serve: Serve,
+    dynamo: aws_sdk_dynamodb::Client,
+    table: String,
+    sqs: aws_sdk_sqs::Client,
+    queue_url: String,
+    secret: String,
+    client: reqwest::Client,
+    _dir: e2e::DataDir,
+}
+
+impl Rig {
+    /// Default settings, plus `flags`.
+    async fn start(flags: &[&str]) -> Rig {
+        let sdk = e2e::sdk().await;
+        let (dynamo, table) = e2e::create_table(&sdk).await;
+        let (sqs, queue_url) = e2e::create_queue(&sdk).await;
+        let proxy = FaultProxy::new(&e2e::endpoint());
+        let through = proxy.start().await;
+        let env: Vec<(&str, String)> = e2e::aws_env()
+            .into_iter()
+            .map(|(k, v)| match k {
+                "AWS_ENDPOINT_URL" => (k, through.clone()),
+                _ => (k, v),
+            })
+            .collect();
+        let dir = data_dir();
+        let serve = Serve::start(
+            &[
+                "--data-dir",
+                dir.to_str().unwrap(),
+                "--aws",
+                "--table-name",
+                &table,
+                "--queue-url",
+                &queue_url,
+            ],
+            flags,
+            &env,
+        );
+        let secret = std::fs::read_to_string(dir.join("secret"))
+            .unwrap()
+            .trim()
+            .to_string();
+        Rig {
+            proxy,
+            serve,
+            dynamo,
+            table,
+            sqs,
+            queue_url,
+            secret,
+            client: reqwest::Client::new(),
+            _dir: dir,
+        }
     }
-    let secret = std::fs::read_to_string(dir.join("secret")).unwrap();
-    let id = e2e::unique("evt_ambiguous").replace('-', "_");
-    let body = event(&id, "org_a", "run_1");
-    let client = reqwest::Client::new();
-    let mut verdicts = Vec::new();
-    let started = Instant::now();
-    let mut answered = 0;
-    while answered < 2 {
-        assert!(started.elapsed() < Duration::from_secs(60), "{verdicts:?}");
-        let response = client
-            .post(&serve.url)
-            .header("zof-signature", signature(secret.trim(), &body))
-            .body(body.clone())
+
+    /// One delivery of `body`: its status and verdict word.
+    async fn deliver(&self, body: &[u8]) -> (u16, String) {
+        let response = self
+            .client
+            .post(&self.serve.url)
+            .header("zof-signature", signature(&self.secret, body))
+            .body(body.to_vec())
             .send()
             .await
             .unwrap();
@@ -74,6 +94,44 @@ async fn run(rules: Vec<Rule>) -> Outcome {
             .or(reply["error"].as_str())
             .unwrap_or("")
             .to_string();
+        (status, word)
+    }
+
+    /// The record's status.
+    async fn status(&self, id: &str) -> String {
+        let item = self
+            .dynamo
+            .get_item()
+            .table_name(&self.table)
+            .key("id", AttributeValue::S(id.to_string()))
+            .consistent_read(true)
+            .send()
+            .await
+            .unwrap();
+        item.item()
+            .and_then(|i| i.get("status"))
+            .and_then(|s| s.as_s().ok())
+            .cloned()
+            .unwrap_or_default()
+    }
+}
+
+/// Delivers one event to a default `serve --aws` behind the proxy with `rules`, as Zof does:
+/// again after each 503, until a 2xx; then once more (a later duplicate). Then waits for the
+/// event to be `processed` and the queue to hold nothing, visible or in flight.
+async fn run(rules: Vec<Rule>) -> Outcome {
+    let rig = Rig::start(&[]).await;
+    for rule in rules {
+        rig.proxy.rule(rule);
+    }
+    let id = e2e::unique("evt_ambiguous").replace('-', "_");
+    let body = event(&id, "org_a", "run_1");
+    let mut verdicts = Vec::new();
+    let started = Instant::now();
+    let mut answered = 0;
+    while answered < 2 {
+        assert!(started.elapsed() < Duration::from_secs(60), "{verdicts:?}");
+        let (status, word) = rig.deliver(&body).await;
         verdicts.push((status, word));
         if status == 200 {
             answered += 1;
@@ -85,23 +143,11 @@ async fn run(rules: Vec<Rule>) -> Outcome {
     // Processed, and nothing left in the queue, within 30 s (ProcessingLeaseSeconds is 360).
     let started = Instant::now();
     loop {
-        let item = dynamo
-            .get_item()
-            .table_name(&table)
-            .key("id", AttributeValue::S(id.clone()))
-            .consistent_read(true)
-            .send()
-            .await
-            .unwrap();
-        let status = item
-            .item()
-            .and_then(|i| i.get("status"))
-            .and_then(|s| s.as_s().ok())
-            .cloned()
-            .unwrap_or_default();
-        let attributes = sqs
+        let status = rig.status(&id).await;
+        let attributes = rig
+            .sqs
             .get_queue_attributes()
-            .queue_url(&queue_url)
+            .queue_url(&rig.queue_url)
             .attribute_names(aws_sdk_sqs::types::QueueAttributeName::ApproximateNumberOfMessages)
             .attribute_names(
                 aws_sdk_sqs::types::QueueAttributeName::ApproximateNumberOfMessagesNotVisible,
@@ -125,13 +171,13 @@ async fn run(rules: Vec<Rule>) -> Outcome {
         assert!(
             started.elapsed() < Duration::from_secs(30),
             "{id}: status {status:?}, {visible} visible, {in_flight} in flight; {verdicts:?}\n{}",
-            serve.stderr()
+            rig.serve.stderr()
         );
         tokio::time::sleep(Duration::from_millis(250)).await;
     }
     Outcome {
         verdicts,
-        applied: proxy.applied(),
+        applied: rig.proxy.applied(),
     }
 }
 
@@ -265,76 +311,36 @@ async fn an_outcome_that_landed_but_timed_out_is_recorded_once() {
 /// the later delivery has its answer.
 #[tokio::test]
 async fn a_record_left_received_is_never_answered_accepted() {
-    let sdk = e2e::sdk().await;
-    let (dynamo, table) = e2e::create_table(&sdk).await;
-    let (_, queue_url) = e2e::create_queue(&sdk).await;
-    let proxy = FaultProxy::new(&e2e::endpoint());
-    let through = proxy.start().await;
-    let env: Vec<(&str, String)> = e2e::aws_env()
-        .into_iter()
-        .map(|(k, v)| match k {
-            "AWS_ENDPOINT_URL" => (k, through.clone()),
-            _ => (k, v),
-        })
-        .collect();
-    let dir = data_dir();
     // A receive lease just above the response deadline, and quick retries, to keep the test
     // short; the rule under test does not depend on them.
-    let serve = Serve::start(
-        &[
-            "--data-dir",
-            dir.to_str().unwrap(),
-            "--aws",
-            "--table-name",
-            &table,
-            "--queue-url",
-            &queue_url,
-        ],
-        &[
-            "--receive-lease-seconds",
-            "9",
-            "--retry-base-seconds",
-            "1",
-            "--retry-max-seconds",
-            "2",
-        ],
-        &env,
-    );
-    proxy.rule(Rule {
+    let rig = Rig::start(&[
+        "--receive-lease-seconds",
+        "9",
+        "--retry-base-seconds",
+        "1",
+        "--retry-max-seconds",
+        "2",
+    ])
+    .await;
+    rig.proxy.rule(Rule {
         operation: "UpdateItem",
         body_contains: Some("#s = :enqueued"),
         fault: Fault::Fail,
         // Both marks of the first delivery, every attempt (StoreMaxAttempts 3).
         times: 6,
     });
-    proxy.rule(Rule {
+    rig.proxy.rule(Rule {
         operation: "UpdateItem",
         body_contains: Some("#s = :processing"),
         fault: Fault::Fail,
         times: usize::MAX,
     });
-    let secret = std::fs::read_to_string(dir.join("secret")).unwrap();
     let body = event("evt_left_received", "org_a", "run_1");
-    let client = reqwest::Client::new();
     let mut verdicts: Vec<(u16, String)> = Vec::new();
     let started = Instant::now();
     while !verdicts.iter().any(|(s, _)| *s == 200) {
         assert!(started.elapsed() < Duration::from_secs(60), "{verdicts:?}");
-        let response = client
-            .post(&serve.url)
-            .header("zof-signature", signature(secret.trim(), &body))
-            .body(body.clone())
-            .send()
-            .await
-            .unwrap();
-        let status = response.status().as_u16();
-        let reply: serde_json::Value = response.json().await.unwrap();
-        let word = reply["status"]
-            .as_str()
-            .or(reply["error"].as_str())
-            .unwrap_or("")
-            .to_string();
-        verdicts.push((status, word));
+        verdicts.push(rig.deliver(&body).await);
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
     // The first delivery was queued but not marked: 503. A later one took the expired lease over.
@@ -347,34 +353,14 @@ async fn a_record_left_received_is_never_answered_accepted() {
         verdicts.iter().any(|(_, w)| w == "in_progress"),
         "{verdicts:?}"
     );
-    proxy.clear();
+    rig.proxy.clear();
     let started = Instant::now();
-    loop {
-        let item = dynamo
-            .get_item()
-            .table_name(&table)
-            .key("id", AttributeValue::S("evt_left_received".into()))
-            .consistent_read(true)
-            .send()
-            .await
-            .unwrap();
-        let status = item.item().and_then(|i| i.get("status")).cloned();
-        if status == Some(AttributeValue::S("processed".into())) {
-            break;
-        }
-        assert!(started.elapsed() < Duration::from_secs(30), "{status:?}");
+    while rig.status("evt_left_received").await != "processed" {
+        assert!(started.elapsed() < Duration::from_secs(30), "{verdicts:?}");
         tokio::time::sleep(Duration::from_millis(250)).await;
     }
     // Every later delivery is a duplicate.
-    let response = client
-        .post(&serve.url)
-        .header("zof-signature", signature(secret.trim(), &body))
-        .body(body.clone())
-        .send()
-        .await
-        .unwrap();
-    let reply: serde_json::Value = response.json().await.unwrap();
-    verdicts.push((200, reply["status"].as_str().unwrap().to_string()));
+    verdicts.push(rig.deliver(&body).await);
     let accepted = verdicts.iter().filter(|(_, w)| w == "accepted").count();
     assert_eq!(accepted, 1, "{verdicts:?}");
     assert_eq!(verdicts.last().unwrap().1, "duplicate");

@@ -79,6 +79,11 @@ async fn wait_until(client: &Client, what: &str, expression: &str) {
     }
 }
 
+/// The status code `request` gets.
+async fn code(request: reqwest::RequestBuilder) -> u16 {
+    request.send().await.unwrap().status().as_u16()
+}
+
 fn row(id: &str, part: &str) -> String {
     format!("document.querySelector('#events tr[data-id=\"{id}\"] {part}')")
 }
@@ -276,15 +281,7 @@ async fn off_loopback_the_console_needs_its_token_and_keeps_it_in_a_strict_cooki
         let r = http.get(format!("{base}{path}")).send().await.unwrap();
         assert_eq!(r.status().as_u16(), 401, "{path}");
     }
-    assert_eq!(
-        http.get(format!("{base}/healthz"))
-            .send()
-            .await
-            .unwrap()
-            .status()
-            .as_u16(),
-        200
-    );
+    assert_eq!(code(http.get(format!("{base}/healthz"))).await, 200);
     let r = http
         .post(format!("{base}/webhook"))
         .body("{}")
@@ -300,29 +297,19 @@ async fn off_loopback_the_console_needs_its_token_and_keeps_it_in_a_strict_cooki
     let token = "console-token-3f9a";
     let on = serve_public(&dir, &["--console-token", token]);
     let base = format!("http://127.0.0.1:{}", on.1);
+    assert_eq!(code(http.get(format!("{base}/api/events"))).await, 401);
     assert_eq!(
-        http.get(format!("{base}/api/events"))
-            .send()
-            .await
-            .unwrap()
-            .status()
-            .as_u16(),
+        code(
+            http.get(format!("{base}/api/events"))
+                .bearer_auth("console-token-3f9b")
+        )
+        .await,
         401
     );
-    let wrong = http
-        .get(format!("{base}/api/events"))
-        .bearer_auth("console-token-3f9b")
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(wrong.status().as_u16(), 401);
-    let right = http
-        .get(format!("{base}/api/events"))
-        .bearer_auth(token)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(right.status().as_u16(), 200);
+    assert_eq!(
+        code(http.get(format!("{base}/api/events")).bearer_auth(token)).await,
+        200
+    );
     let visit = http
         .get(format!("{base}/?token={token}"))
         .send()
@@ -344,20 +331,18 @@ async fn off_loopback_the_console_needs_its_token_and_keeps_it_in_a_strict_cooki
         .unwrap();
     assert_eq!(page.status().as_u16(), 200);
     // Replay and redrive are POSTs only.
-    let get_replay = http
-        .get(format!("{base}/api/events/x/replay"))
-        .bearer_auth(token)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(get_replay.status().as_u16(), 405);
-    let get_redrive = http
-        .get(format!("{base}/api/redrive"))
-        .bearer_auth(token)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(get_redrive.status().as_u16(), 405);
+    assert_eq!(
+        code(
+            http.get(format!("{base}/api/events/x/replay"))
+                .bearer_auth(token)
+        )
+        .await,
+        405
+    );
+    assert_eq!(
+        code(http.get(format!("{base}/api/redrive")).bearer_auth(token)).await,
+        405
+    );
 
     // And in a real browser: without the token a 401, with it once the page and its list.
     let driver = driver();
@@ -465,15 +450,7 @@ async fn slow_clients_are_cut_off_and_deliveries_still_get_through() {
         .build()
         .unwrap();
     let base = format!("http://{addr}");
-    assert_eq!(
-        http.get(format!("{base}/healthz"))
-            .send()
-            .await
-            .unwrap()
-            .status()
-            .as_u16(),
-        200
-    );
+    assert_eq!(code(http.get(format!("{base}/healthz"))).await, 200);
     let secret = std::fs::read_to_string(dir.join("secret")).unwrap();
     let body = e2e::event("evt_after_slow", "org_a", "run_1");
     let delivered = http
