@@ -409,6 +409,26 @@ async fn no_secret_appears_in_the_page_or_the_api() {
             .unwrap(),
     );
     assert!(everything.contains("evt_secretless"));
+    // Bad input gets a clear error, never a 500.
+    for (path, status, error) in [
+        ("/api/events?cursor=zzz", 400, "bad_cursor"),
+        ("/api/events?status=done", 400, "bad_selection"),
+        ("/api/events?since=yesterday", 400, "bad_selection"),
+        ("/api/events/evt_nobody", 404, "not_found"),
+    ] {
+        let response = http.get(format!("{base}{path}")).send().await.unwrap();
+        assert_eq!(response.status().as_u16(), status, "{path}");
+        let body: Value = response.json().await.unwrap();
+        assert_eq!(body["error"], error, "{path}");
+    }
+    let response = http
+        .post(format!("{base}/api/events/evt_nobody/replay"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status().as_u16(), 409);
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(body["not_found"], json!(["evt_nobody"]));
     assert!(
         !everything.contains(secret.trim()),
         "the webhook secret leaked"

@@ -409,3 +409,38 @@ async fn a_selection_is_replayed_on_dynamodb_and_sqs() {
         Status::Processed
     );
 }
+
+#[test]
+fn bad_selections_and_cursors_are_refused_naming_the_flag_and_change_nothing() {
+    let dir = data_dir();
+    let d = dir.to_str().unwrap();
+    for (args, says) in [
+        (
+            vec!["events", "list", "--status", "done"],
+            "--status \"done\"",
+        ),
+        (
+            vec!["events", "list", "--since", "yesterday"],
+            "--since \"yesterday\"",
+        ),
+        (
+            vec!["replay", "--until", "soon", "--dry-run"],
+            "--until \"soon\"",
+        ),
+        (
+            vec!["events", "list", "--cursor", "not-a-cursor"],
+            "not a cursor",
+        ),
+        (vec!["replay"], "name event ids, or a selection"),
+        (
+            vec!["replay", "evt_1", "--status", "failed"],
+            "name event ids, or a selection",
+        ),
+    ] {
+        let mut all = vec!["--data-dir", d];
+        all.extend(args.iter().copied());
+        let (code, out, err) = zofhook(&all, &[]);
+        assert_eq!(code, 2, "{args:?}: {out}{err}");
+        assert!(err.contains(says), "{args:?}: {err}");
+    }
+}
