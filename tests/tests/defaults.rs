@@ -29,6 +29,23 @@ async fn deliver(client: &reqwest::Client, url: &str, secret: &str, body: &[u8])
     }
 }
 
+/// Delivers `n` new events one after the other (`{prefix}_{i}`), each `accepted`; their ids.
+async fn accept_each(serve: &Serve, dir: &std::path::Path, prefix: &str, n: usize) -> Vec<String> {
+    let secret = std::fs::read_to_string(dir.join("secret")).unwrap();
+    let client = reqwest::Client::new();
+    let mut ids = Vec::new();
+    for i in 0..n {
+        let id = format!("{prefix}_{i}");
+        let body = event(&id, "org_a", "run_1");
+        assert_eq!(
+            deliver(&client, &serve.url, secret.trim(), &body).await,
+            "accepted"
+        );
+        ids.push(id);
+    }
+    ids
+}
+
 #[tokio::test]
 async fn serve_aws_on_defaults_after_idle_processes_50_sequential_deliveries_and_drains() {
     let sdk = e2e::sdk().await;
@@ -50,21 +67,7 @@ async fn serve_aws_on_defaults_after_idle_processes_50_sequential_deliveries_and
     );
     // Idle for longer than several long polls (2 s each): none may time out on our side.
     tokio::time::sleep(Duration::from_secs(10)).await;
-    let secret = std::fs::read_to_string(dir.join("secret")).unwrap();
-    let client = reqwest::Client::new();
-    let mut ids = Vec::new();
-    for i in 0..50 {
-        let id = format!("evt_idle_{i}");
-        let verdict = deliver(
-            &client,
-            &serve.url,
-            secret.trim(),
-            &event(&id, "org_a", "run_1"),
-        )
-        .await;
-        assert_eq!(verdict, "accepted");
-        ids.push(id);
-    }
+    let ids = accept_each(&serve, &dir, "evt_idle", 50).await;
     let started = Instant::now();
     loop {
         let mut processed = 0;
@@ -128,21 +131,10 @@ async fn kill_9_with_100_accepted_then_a_restart_processes_all_at_once_on_defaul
     let dir = data_dir();
     let d = dir.to_str().unwrap();
     let mut serve = Serve::start(&["--data-dir", d], &["--notify-url", &notify], &[]);
-    let secret = std::fs::read_to_string(dir.join("secret")).unwrap();
-    let client = reqwest::Client::new();
-    let mut ids = HashSet::new();
-    for i in 0..100 {
-        let id = format!("evt_killed_{i}");
-        let verdict = deliver(
-            &client,
-            &serve.url,
-            secret.trim(),
-            &event(&id, "org_a", "run_1"),
-        )
-        .await;
-        assert_eq!(verdict, "accepted");
-        ids.insert(id);
-    }
+    let ids: HashSet<String> = accept_each(&serve, &dir, "evt_killed", 100)
+        .await
+        .into_iter()
+        .collect();
     let started = Instant::now();
     while fake.seen("/notify").len() < 2 {
         assert!(started.elapsed() < Duration::from_secs(30));
