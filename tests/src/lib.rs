@@ -284,6 +284,27 @@ impl Serve {
         }
     }
 
+    /// `zofhook --data-dir <dir> --aws --table-name <table> --queue-url <queue> serve <args>`:
+    /// `serve --aws` on the emulator's table and queue (`env` names the endpoint).
+    pub fn start_aws(
+        dir: &std::path::Path,
+        table: &str,
+        queue_url: &str,
+        args: &[&str],
+        env: &[(&str, String)],
+    ) -> Serve {
+        let global = [
+            "--data-dir",
+            dir.to_str().unwrap(),
+            "--aws",
+            "--table-name",
+            table,
+            "--queue-url",
+            queue_url,
+        ];
+        Serve::start(&global, args, env)
+    }
+
     pub fn stderr(&self) -> String {
         std::fs::read_to_string(&self.stderr_log).unwrap_or_default()
     }

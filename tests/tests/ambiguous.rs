@@ -47,19 +47,7 @@ impl Rig {
             })
             .collect();
         let dir = data_dir();
-        let serve = Serve::start(
-            &[
-                "--data-dir",
-                dir.to_str().unwrap(),
-                "--aws",
-                "--table-name",
-                &table,
-                "--queue-url",
-                &queue_url,
-            ],
-            flags,
-            &env,
-        );
+        let serve = Serve::start_aws(&dir, &table, &queue_url, flags, &env);
         let secret = std::fs::read_to_string(dir.join("secret"))
             .unwrap()
             .trim()

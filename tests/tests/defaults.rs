@@ -52,19 +52,7 @@ async fn serve_aws_on_defaults_after_idle_processes_50_sequential_deliveries_and
     let (dynamo, table) = e2e::create_table(&sdk).await;
     let (sqs, queue_url) = e2e::create_queue(&sdk).await;
     let dir = data_dir();
-    let serve = Serve::start(
-        &[
-            "--data-dir",
-            dir.to_str().unwrap(),
-            "--aws",
-            "--table-name",
-            &table,
-            "--queue-url",
-            &queue_url,
-        ],
-        &[],
-        &e2e::aws_env(),
-    );
+    let serve = Serve::start_aws(&dir, &table, &queue_url, &[], &e2e::aws_env());
     // Idle for longer than several long polls (2 s each): none may time out on our side.
     tokio::time::sleep(Duration::from_secs(10)).await;
     let ids = accept_each(&serve, &dir, "evt_idle", 50).await;

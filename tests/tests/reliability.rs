@@ -152,16 +152,10 @@ async fn duplicates_under_load_accept_once_and_notify_once_on_dynamodb_and_sqs()
     let dir = data_dir();
     let notify = format!("{base}/notify");
     let env = e2e::aws_env();
-    let serve = Serve::start(
-        &[
-            "--data-dir",
-            dir.to_str().unwrap(),
-            "--aws",
-            "--table-name",
-            &table,
-            "--queue-url",
-            &queue_url,
-        ],
+    let serve = Serve::start_aws(
+        &dir,
+        &table,
+        &queue_url,
         // The emulator is one Python process: under this load a call can take seconds, and a
         // claim that timed out on our side may still have landed, so keep the lease short.
         &[

@@ -329,21 +329,8 @@ async fn the_largest_body_round_trips_byte_for_byte_on_dynamodb_and_sqs() {
     let (client, table) = e2e::create_table(&sdk).await;
     let (_, queue_url) = e2e::create_queue(&sdk).await;
     let dir = data_dir();
-    let d = dir.to_str().unwrap();
     let env = e2e::aws_env();
-    let serve = Serve::start(
-        &[
-            "--data-dir",
-            d,
-            "--aws",
-            "--table-name",
-            &table,
-            "--queue-url",
-            &queue_url,
-        ],
-        &[],
-        &env,
-    );
+    let serve = Serve::start_aws(&dir, &table, &queue_url, &[], &env);
     // A run.completed padded to exactly MaxBodyBytes (262144), the DynamoDB item under 400 KB.
     let mut body = event("evt_largest", "org_a", "run_1");
     let pad = 262_144 - body.len() - r#","pad":"""#.len();
