@@ -8,12 +8,18 @@
 //! savepoint (a failing call rolls back alone) inside one immediate transaction, commits once,
 //! and only then answers each call. Concurrent deliveries share one fsync instead of paying one
 //! each, and no caller hears of a write before the commit that holds it returned.
+//!
+//! Reads that decide nothing by themselves (a duplicate's lookup, `get`, `list`) run on
+//! read-only connections instead ([`Db::read`]): in WAL mode a reader sees every transaction
+//! committed before it began and neither waits for the writer nor holds it up, so a duplicate is
+//! answered while the writer works off a backlog.
 
+use rusqlite::OpenFlags;
 use rusqlite::{Connection, Transaction, TransactionBehavior};
 use std::panic::AssertUnwindSafe;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{mpsc, Arc};
+use std::sync::{mpsc, Arc, Mutex};
 use tokio::sync::oneshot;
 
 const SCHEMA: &str = "
@@ -97,7 +103,40 @@ pub struct Db {
     // loop, and then `_writer`, which waits for the writer to close the database.
     jobs: mpsc::Sender<Job>,
     commits: Arc<AtomicU64>,
+    readers: Arc<Readers>,
     _writer: Arc<Writer>,
+}
+
+/// Most idle read connections kept open; more are opened while many reads run at once.
+const MAX_IDLE_READERS: usize = 8;
+
+/// The read-only connections, opened on demand and kept for the next read.
+struct Readers {
+    path: PathBuf,
+    idle: Mutex<Vec<Connection>>,
+}
+
+impl Readers {
+    fn take(&self) -> rusqlite::Result<Connection> {
+        let idle = self.idle.lock().ok().and_then(|mut idle| idle.pop());
+        if let Some(conn) = idle {
+            return Ok(conn);
+        }
+        let conn = Connection::open_with_flags(
+            &self.path,
+            OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )?;
+        conn.busy_timeout(std::time::Duration::from_secs(5))?;
+        Ok(conn)
+    }
+
+    fn give_back(&self, conn: Connection) {
+        if let Ok(mut idle) = self.idle.lock() {
+            if idle.len() < MAX_IDLE_READERS {
+                idle.push(conn);
+            }
+        }
+    }
 }
 
 /// The writer thread, joined when the last `Db` handle is dropped: the connection then closes
@@ -142,8 +181,22 @@ impl Db {
         Ok(Db {
             jobs,
             commits,
+            readers: Arc::new(Readers {
+                path,
+                idle: Mutex::new(Vec::new()),
+            }),
             _writer: Arc::new(Writer(Some(thread))),
         })
+    }
+
+    /// Runs `f` on a read-only connection, now, without waiting for the writer: it sees every
+    /// transaction committed before it, and none of a batch still being written. For reads
+    /// whose answer stands on its own; a read that decides a write belongs in [`Db::transaction`].
+    pub fn read<T>(&self, f: impl FnOnce(&Connection) -> rusqlite::Result<T>) -> Result<T, String> {
+        let conn = self.readers.take().map_err(|e| e.to_string())?;
+        let value = f(&conn).map_err(|e| e.to_string());
+        self.readers.give_back(conn);
+        value
     }
 
     /// How many transactions the writer has committed (each is one fsync of the WAL).

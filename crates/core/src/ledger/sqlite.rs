@@ -134,6 +134,16 @@ impl SqliteLedger {
 #[async_trait]
 impl Ledger for SqliteLedger {
     async fn begin(&self, record: &Record, now_ms: i64) -> Result<Begin, LedgerError> {
+        // A duplicate (or a conflict, or an id in progress) is answered from a read connection,
+        // never queued behind the writer's backlog. The record it found was committed, and no
+        // transition makes such a record beginnable again except its lease or retention running
+        // out: then, as when the read fails, the writer decides.
+        let id = record.id.clone();
+        if let Ok(Some(existing)) = self.db.read(move |conn| read(conn, &id)) {
+            if !may_begin(Some(&existing), now_ms) {
+                return Ok(Begin::Exists(Box::new(existing)));
+            }
+        }
         let record = record.clone();
         self.db
             .transaction(move |tx| {
@@ -240,10 +250,9 @@ impl Ledger for SqliteLedger {
     }
 
     async fn get(&self, id: &str) -> Result<Option<Record>, LedgerError> {
-        let id = id.to_string();
+        // Every write was committed before its caller heard of it, so a reader sees it.
         self.db
-            .transaction(move |tx| read(tx, &id))
-            .await
+            .read(|conn| read(conn, id))
             .map_err(LedgerError::Unavailable)
     }
 
@@ -273,7 +282,7 @@ impl Ledger for SqliteLedger {
         let (after_at, after_id) = after.unzip();
         let mut records = self
             .db
-            .transaction(move |tx| {
+            .read(move |tx| {
                 // The index on (received_at, id) serves the order and the time bounds.
                 let mut stmt = tx.prepare_cached(&format!(
                     "SELECT {COLUMNS} FROM events \
@@ -297,11 +306,108 @@ impl Ledger for SqliteLedger {
                 )?;
                 rows.collect::<rusqlite::Result<Vec<Record>>>()
             })
-            .await
             .map_err(LedgerError::Unavailable)?;
         let more = records.len() > limit;
         records.truncate(limit);
         let next = more.then(|| records.last().map(cursor_after)).flatten();
         Ok(Page { records, next })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ledger::Begin;
+
+    fn record(id: &str) -> Record {
+        Record {
+            id: id.into(),
+            status: Status::Processed,
+            kind: "run.completed".into(),
+            body_sha256: "00".into(),
+            organization_id: None,
+            run_id: None,
+            received_at: "2026-01-01T00:00:00.000Z".into(),
+            lease_until: 0,
+            lease_token: Some("t".into()),
+            delivery_token: Some("t".into()),
+            attempts: 0,
+            outcome: None,
+            error: None,
+            processed_at: None,
+            expires_at: i64::MAX / 2000,
+            body: Some("{}".into()),
+            replays: 0,
+        }
+    }
+
+    /// A duplicate's lookup, `get` and `list` answer while the writer is stuck in a call; only
+    /// a delivery that may write waits for it.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn duplicates_and_reads_never_wait_for_the_writer() {
+        let dir = tempfile::tempdir().unwrap();
+        let ledger = SqliteLedger::new(Db::open(dir.path()).unwrap());
+        let stored = record("evt_dup");
+        let mut pending = stored.clone();
+        pending.status = Status::Received;
+        assert_eq!(ledger.begin(&pending, 0).await.unwrap(), Begin::Started);
+        ledger
+            .db
+            .transaction(move |tx| write(tx, &stored))
+            .await
+            .unwrap();
+
+        // Hold the writer in a call until the reads below have answered.
+        let (release, held) = std::sync::mpsc::channel::<()>();
+        let (entered, writer_busy) = tokio::sync::oneshot::channel::<()>();
+        let db = ledger.db.clone();
+        let stuck = tokio::spawn(async move {
+            db.transaction(move |_| {
+                let _ = entered.send(());
+                let _ = held.recv();
+                Ok(())
+            })
+            .await
+        });
+        writer_busy.await.unwrap();
+        let new = record("evt_new");
+        let mut new_pending = new.clone();
+        new_pending.status = Status::Received;
+        let waiting = {
+            let ledger = ledger.clone();
+            tokio::spawn(async move { ledger.begin(&new_pending, 0).await })
+        };
+
+        let within = std::time::Duration::from_secs(30);
+        let mut duplicate = record("evt_dup");
+        duplicate.status = Status::Received;
+        let found = tokio::time::timeout(within, ledger.begin(&duplicate, 0))
+            .await
+            .expect("a duplicate waited for the writer");
+        match found.unwrap() {
+            Begin::Exists(old) => assert_eq!(old.status, Status::Processed),
+            other => panic!("{other:?}"),
+        }
+        let got = tokio::time::timeout(within, ledger.get("evt_dup")).await;
+        assert_eq!(
+            got.expect("get waited").unwrap().unwrap().status,
+            Status::Processed
+        );
+        let selection = Selection {
+            limit: 10,
+            ..Selection::default()
+        };
+        let page = tokio::time::timeout(within, ledger.list(&selection, None)).await;
+        assert_eq!(page.expect("list waited").unwrap().records.len(), 1);
+        // The new event's begin is a write: it is still queued behind the stuck call.
+        assert!(!waiting.is_finished());
+
+        release.send(()).unwrap();
+        stuck.await.unwrap().unwrap();
+        assert_eq!(waiting.await.unwrap().unwrap(), Begin::Started);
+        assert_eq!(
+            ledger.get("evt_new").await.unwrap().unwrap().status,
+            Status::Received
+        );
     }
 }
