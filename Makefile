@@ -5,8 +5,9 @@ CARGO ?= cargo
 .PHONY: test serve build package bench lint check-template fuzz fuzz-smoke browser fmt emulator clean
 
 ## Run the whole test suite: lint, then every test against the AWS API emulator.
+# The tests run zofhook against the emulator too: they build it with its feature `aws`.
 test: lint check-template fuzz-smoke browser
-	$(CARGO) build --workspace --bins
+	$(CARGO) build --workspace --bins --features zofhook/aws
 	infra/with-emulator.sh infra/cargo-test.sh
 
 ## Headless Chromium and chromedriver for the console's browser tests (apt, when missing).
@@ -16,7 +17,8 @@ browser:
 ## Format and lint checks (CI runs these first).
 lint:
 	$(CARGO) fmt --all -- --check
-	$(CARGO) clippy --workspace --all-targets -- -D warnings
+	$(CARGO) clippy --workspace --all-targets --features zofhook/aws -- -D warnings
+	$(CARGO) clippy -p zofhook -p zofhook-core --all-targets -- -D warnings
 
 ## Each fuzz target for 10 s on its kept corpus (the long runs: make fuzz).
 fuzz-smoke:
@@ -31,7 +33,7 @@ check-template:
 	infra/check-template.sh
 
 build:
-	$(CARGO) build --workspace --release
+	$(CARGO) build --workspace --release --features zofhook/aws
 
 ## The whole pipeline locally on the embedded store (README's first command).
 serve:

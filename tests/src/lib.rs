@@ -208,7 +208,7 @@ pub fn binary(name: &str) -> PathBuf {
     path.push(name);
     assert!(
         path.exists(),
-        "{} is missing: build it first (`cargo build --workspace --bins`, as `make test` does)",
+        "{} is missing: build it first (`cargo build --workspace --bins --features zofhook/aws`, as `make test` does)",
         path.display()
     );
     path

@@ -7,16 +7,24 @@ use base64::Engine;
 use clap::{Args, Subcommand};
 use std::path::Path;
 use std::sync::Arc;
+#[cfg(feature = "aws")]
 use zofhook_core::aws::{dynamodb, sqs};
 use zofhook_core::config::Config;
+#[cfg(feature = "aws")]
 use zofhook_core::ledger::dynamodb::DynamoLedger;
 use zofhook_core::ledger::sqlite::SqliteLedger;
 use zofhook_core::ledger::{Ledger, Record, Selection, Status};
 use zofhook_core::queue::sqlite::SqliteQueue;
+#[cfg(feature = "aws")]
 use zofhook_core::queue::sqs::{SqsInbox, SqsQueue};
 use zofhook_core::queue::{Inbox, Queue};
 use zofhook_core::signature::Secrets;
 use zofhook_core::sqlite::Db;
+
+/// What `--aws` says in a build without the AWS SDK (the default build, for a fast first run).
+#[cfg(not(feature = "aws"))]
+pub const NO_AWS: &str = "this zofhook was built without AWS support (--aws); build it with \
+    `cargo build --release -p zofhook --features aws`";
 
 /// The file in the data dir that holds the generated secret.
 pub const SECRET_FILE: &str = "secret";
@@ -29,6 +37,7 @@ pub enum Backend {
         queue: SqliteQueue,
     },
     /// Each part is there when the command asked for it (and so for its `--aws` flag).
+    #[cfg(feature = "aws")]
     Aws {
         ledger: Option<DynamoLedger>,
         queue: Option<SqsQueue>,
@@ -38,6 +47,7 @@ pub enum Backend {
 
 /// What a command uses: with `--aws`, only these flags are required.
 #[derive(Debug, Clone, Copy)]
+#[cfg_attr(not(feature = "aws"), allow(dead_code))]
 pub struct Needs {
     /// The ledger: `--table-name`.
     pub table: bool,
@@ -72,6 +82,12 @@ impl Needs {
 
 impl Backend {
     pub async fn open(global: &Global, config: &Config, needs: Needs) -> Result<Backend> {
+        #[cfg(not(feature = "aws"))]
+        if global.aws {
+            let _ = needs;
+            bail!("{NO_AWS}");
+        }
+        #[cfg(feature = "aws")]
         if global.aws {
             let need =
                 |given: &Option<String>, needed: bool, flag: &str, env: &str| match (given, needed)
@@ -122,6 +138,7 @@ impl Backend {
     pub fn ledger(&self) -> Result<Arc<dyn Ledger>> {
         match self {
             Backend::Local { ledger, .. } => Ok(Arc::new(ledger.clone())),
+            #[cfg(feature = "aws")]
             Backend::Aws { ledger, .. } => Ok(Arc::new(
                 ledger.clone().context("--aws needs --table-name")?,
             )),
@@ -131,6 +148,7 @@ impl Backend {
     pub fn queue(&self) -> Result<Arc<dyn Queue>> {
         match self {
             Backend::Local { queue, .. } => Ok(Arc::new(queue.clone())),
+            #[cfg(feature = "aws")]
             Backend::Aws { queue, .. } => {
                 Ok(Arc::new(queue.clone().context("--aws needs --queue-url")?))
             }
@@ -140,6 +158,7 @@ impl Backend {
     pub fn inbox(&self) -> Result<Arc<dyn Inbox>> {
         match self {
             Backend::Local { queue, .. } => Ok(Arc::new(queue.clone())),
+            #[cfg(feature = "aws")]
             Backend::Aws { inbox, .. } => {
                 Ok(Arc::new(inbox.clone().context("--aws needs --queue-url")?))
             }
@@ -157,6 +176,7 @@ impl Backend {
             }
             // SQS returns a dead consumer's messages after their visibility timeout, and the
             // worker takes over an expired claim.
+            #[cfg(feature = "aws")]
             Backend::Aws { .. } => Ok(0),
         }
     }
@@ -164,6 +184,7 @@ impl Backend {
     pub fn describe(&self, global: &Global) -> String {
         match self {
             Backend::Local { .. } => format!("embedded store in {}", global.data_dir.display()),
+            #[cfg(feature = "aws")]
             Backend::Aws { ledger, queue, .. } => {
                 format!(
                     "DynamoDB table {} and SQS queue {}",

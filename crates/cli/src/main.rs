@@ -131,3 +131,52 @@ fn run(cli: Cli, matches: &clap::ArgMatches) -> Result<i32> {
         }
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn run_args(args: &[&str]) -> Result<i32> {
+        let argv = std::iter::once("zofhook").chain(args.iter().copied());
+        let matches = settings::with_setting_args(<Cli as clap::CommandFactory>::command())
+            .try_get_matches_from(argv)?;
+        let cli = Cli::from_arg_matches(&matches)?;
+        run(cli, &matches)
+    }
+
+    /// The default build has no AWS SDK: every `--aws` command says how to get one, and touches
+    /// nothing (no data dir is made).
+    #[cfg(not(feature = "aws"))]
+    #[test]
+    fn without_the_aws_feature_aws_commands_say_how_to_build_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let data_dir = dir.path().join("data");
+        let data_dir = data_dir.to_str().unwrap();
+        for command in [
+            &["events", "list"][..],
+            &["replay", "--status", "failed", "--dry-run"],
+            &["redrive"],
+            &["serve", "--listen", "127.0.0.1:0"],
+        ] {
+            let mut args = vec!["--aws", "--data-dir", data_dir];
+            args.extend_from_slice(command);
+            let error = run_args(&args).unwrap_err().to_string();
+            assert!(
+                error.contains("built without AWS support")
+                    && error.contains("cargo build --release -p zofhook --features aws"),
+                "{command:?}: {error}"
+            );
+        }
+        assert!(!dir.path().join("data").exists());
+    }
+
+    /// The same build runs the embedded store: `events list` on an empty data dir.
+    #[test]
+    fn the_embedded_store_needs_no_aws() {
+        let dir = tempfile::tempdir().unwrap();
+        let data_dir = dir.path().join("data");
+        let code = run_args(&["--data-dir", data_dir.to_str().unwrap(), "events", "list"]).unwrap();
+        assert_eq!(code, 0);
+        assert!(data_dir.join("zofhook.db").exists());
+    }
+}

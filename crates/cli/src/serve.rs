@@ -85,12 +85,15 @@ pub async fn serve(global: &Global, config: Config, args: ServeArgs) -> Result<i
         backend.queue()?,
         zofhook_core::system_clock(),
     ));
+    #[cfg(feature = "aws")]
     let bus = match &config.event_bus_name {
         Some(_) => Some(zofhook_core::aws::eventbridge::Client::new(
             &zofhook_core::aws::sdk_config(&config).await,
         )),
         None => None,
     };
+    #[cfg(not(feature = "aws"))]
+    let bus = None;
     let sinks = Sinks::from_config(&config, global.zof_api_token.clone(), bus)
         .map_err(|e| anyhow::anyhow!("{e}"))?;
     let processor = Arc::new(Processor::new(

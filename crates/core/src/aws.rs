@@ -26,7 +26,7 @@ fn timeouts(config: &Config) -> TimeoutConfig {
 }
 
 pub use aws_sdk_dynamodb as dynamodb;
-#[cfg(feature = "sinks")]
+#[cfg(feature = "eventbridge")]
 pub use aws_sdk_eventbridge as eventbridge;
 pub use aws_sdk_secretsmanager as secretsmanager;
 pub use aws_sdk_sqs as sqs;

@@ -1,6 +1,7 @@
 //! zof-webhooks core: everything that is not an entrypoint. The Lambdas and `zofhook` build a
 //! [`receive::Receiver`] and a [`process::Processor`] from these parts and adapt their requests.
 
+#[cfg(feature = "aws")]
 pub mod aws;
 pub mod config;
 pub mod downstream;

@@ -8,7 +8,7 @@
 //! `event_id` field) so a consumer can drop the rare repeat (a crash between a sink's success
 //! and the ledger write).
 
-#[cfg(feature = "sinks")]
+#[cfg(feature = "eventbridge")]
 pub mod eventbridge;
 #[cfg(feature = "sinks")]
 pub mod http;

@@ -2,7 +2,9 @@
 //! Only the worker and `zofhook serve` need them (feature `sinks`): the receiver Lambda is built
 //! without the HTTP client and the EventBridge SDK.
 
-use super::{eventbridge, notification, notify, zof_api, Downstream, DownstreamError};
+#[cfg(feature = "eventbridge")]
+use super::eventbridge;
+use super::{notification, notify, zof_api, Downstream, DownstreamError};
 use crate::config::Config;
 use crate::event::Envelope;
 use crate::ledger::Record;
@@ -14,10 +16,20 @@ use serde_json::{json, Map, Value};
 pub struct Sinks {
     pub zof: Option<zof_api::ZofApi>,
     pub notify: Option<notify::Notifier>,
+    #[cfg(feature = "eventbridge")]
     pub bus: Option<eventbridge::EventBridgeSink>,
 }
 
+/// What the EventBridge sink sends with: the SDK client, in a build with the feature
+/// `eventbridge`; a type with no values in one without (`EventBusName` is then refused).
+#[cfg(feature = "eventbridge")]
+pub type BusClient = aws_sdk_eventbridge::Client;
+#[cfg(not(feature = "eventbridge"))]
+#[derive(Debug, Clone)]
+pub enum BusClient {}
+
 const NOTIFY: &str = "notify";
+#[cfg(feature = "eventbridge")]
 const EVENTBRIDGE: &str = "eventbridge";
 
 impl Sinks {
@@ -25,7 +37,7 @@ impl Sinks {
     pub fn from_config(
         config: &Config,
         token: Option<String>,
-        eventbridge: Option<aws_sdk_eventbridge::Client>,
+        eventbridge: Option<BusClient>,
     ) -> Result<Sinks, DownstreamError> {
         let (timeout, attempts) = (config.downstream_timeout, config.downstream_max_attempts);
         let zof =
@@ -43,6 +55,7 @@ impl Sinks {
             .as_deref()
             .map(|url| notify::Notifier::new(url, config.notify_format, timeout, attempts))
             .transpose()?;
+        #[cfg(feature = "eventbridge")]
         let bus = match (&config.event_bus_name, eventbridge) {
             (Some(bus), Some(client)) => Some(eventbridge::EventBridgeSink::new(client, bus)),
             (Some(_), None) => {
@@ -52,7 +65,20 @@ impl Sinks {
             }
             (None, _) => None,
         };
-        Ok(Sinks { zof, notify, bus })
+        #[cfg(not(feature = "eventbridge"))]
+        let _ = eventbridge;
+        #[cfg(not(feature = "eventbridge"))]
+        if config.event_bus_name.is_some() {
+            return Err(DownstreamError::permanent(
+                "EventBusName needs a build with AWS support (cargo build --release -p zofhook --features aws)",
+            ));
+        }
+        Ok(Sinks {
+            zof,
+            notify,
+            #[cfg(feature = "eventbridge")]
+            bus,
+        })
     }
 
     async fn reconcile(
@@ -105,6 +131,7 @@ impl Downstream for Sinks {
                 }
             }
         }
+        #[cfg(feature = "eventbridge")]
         if let Some(bus) = &self.bus {
             if done.get(EVENTBRIDGE) != Some(&json!("ok")) {
                 match bus.publish(&event.kind, &body).await {

@@ -5,6 +5,7 @@
 //! the in-memory and SQLite ledgers apply them inside a lock or transaction, and the DynamoDB
 //! ledger states the same rules as condition expressions.
 
+#[cfg(feature = "aws")]
 pub mod dynamodb;
 pub mod memory;
 #[cfg(feature = "sqlite")]

@@ -4,6 +4,7 @@
 pub mod memory;
 #[cfg(feature = "sqlite")]
 pub mod sqlite;
+#[cfg(feature = "aws")]
 pub mod sqs;
 
 use async_trait::async_trait;

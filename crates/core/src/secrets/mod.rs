@@ -2,6 +2,7 @@
 //! at cold start, cached, and re-read at most once per interval after a failed verification, so
 //! a rotation in Admin Center takes effect without a redeploy.
 
+#[cfg(feature = "aws")]
 pub mod secretsmanager;
 
 use crate::signature::{SecretError, Secrets};
