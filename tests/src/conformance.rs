@@ -58,7 +58,7 @@ pub async fn exercise(ledger: &dyn Ledger, prefix: &str) {
     ));
 
     let claim = record(id, Status::Processing, T + 180_000, "w1");
-    let Claim::Claimed(claimed) = ledger.claim(&claim, T).await.unwrap() else {
+    let Claim::Claimed(claimed) = ledger.claim(&claim, true, T).await.unwrap() else {
         panic!("claim")
     };
     assert_eq!(
@@ -67,7 +67,11 @@ pub async fn exercise(ledger: &dyn Ledger, prefix: &str) {
     );
     assert!(matches!(
         ledger
-            .claim(&record(id, Status::Processing, T + 180_000, "w2"), T + 1)
+            .claim(
+                &record(id, Status::Processing, T + 180_000, "w2"),
+                true,
+                T + 1
+            )
             .await
             .unwrap(),
         Claim::Busy(_)
@@ -90,7 +94,11 @@ pub async fn exercise(ledger: &dyn Ledger, prefix: &str) {
     );
 
     let Claim::Claimed(_) = ledger
-        .claim(&record(id, Status::Processing, T + 180_000, "w3"), T + 2)
+        .claim(
+            &record(id, Status::Processing, T + 180_000, "w3"),
+            true,
+            T + 2,
+        )
         .await
         .unwrap()
     else {
@@ -114,7 +122,11 @@ pub async fn exercise(ledger: &dyn Ledger, prefix: &str) {
     assert_eq!(done.processed_at.as_deref(), Some("2026-05-20T12:00:02Z"));
     assert!(matches!(
         ledger
-            .claim(&record(id, Status::Processing, T + 180_000, "w4"), T + 3)
+            .claim(
+                &record(id, Status::Processing, T + 180_000, "w4"),
+                true,
+                T + 3
+            )
             .await
             .unwrap(),
         Claim::Processed(_)
@@ -123,12 +135,16 @@ pub async fn exercise(ledger: &dyn Ledger, prefix: &str) {
     // An expired processing lease is taken over.
     let stale = format!("{prefix}_stale");
     ledger
-        .claim(&record(&stale, Status::Processing, T + 10, "w1"), T)
+        .claim(&record(&stale, Status::Processing, T + 10, "w1"), true, T)
         .await
         .unwrap();
     assert!(matches!(
         ledger
-            .claim(&record(&stale, Status::Processing, T + 1000, "w2"), T + 11)
+            .claim(
+                &record(&stale, Status::Processing, T + 1000, "w2"),
+                true,
+                T + 11
+            )
             .await
             .unwrap(),
         Claim::Claimed(_)
@@ -178,11 +194,51 @@ pub async fn exercise(ledger: &dyn Ledger, prefix: &str) {
         Begin::Started
     );
 
+    // A claim that may not create (its message is younger than a receive lease) finds no
+    // record and leaves none.
+    let early = format!("{prefix}_early");
+    assert_eq!(
+        ledger
+            .claim(&record(&early, Status::Processing, T + 1000, "w"), false, T)
+            .await
+            .unwrap(),
+        Claim::Absent
+    );
+    assert_eq!(ledger.get(&early).await.unwrap(), None);
+    // Another body under a recorded id: a conflicting delivery's message. Refused, whatever the
+    // status, and the record is left as it was.
+    let recorded = format!("{prefix}_foreign");
+    let mine = record(&recorded, Status::Received, T + 30_000, "f1");
+    assert_eq!(ledger.begin(&mine, T).await.unwrap(), Begin::Started);
+    assert!(ledger.mark_enqueued(&recorded, "f1").await.unwrap());
+    let stored = ledger.get(&recorded).await.unwrap().unwrap();
+    for create in [true, false] {
+        let mut foreign = record(&recorded, Status::Processing, T + 1000, "w");
+        foreign.body_sha256 = body_sha256(b"another body");
+        assert_eq!(
+            ledger.claim(&foreign, create, T).await.unwrap(),
+            Claim::Foreign(stored.clone())
+        );
+    }
+    assert_eq!(ledger.get(&recorded).await.unwrap(), Some(stored));
+    // The same body claims it, with or without leave to create.
+    assert!(matches!(
+        ledger
+            .claim(
+                &record(&recorded, Status::Processing, T + 1000, "w"),
+                false,
+                T
+            )
+            .await
+            .unwrap(),
+        Claim::Claimed(_)
+    ));
+
     // A claim with no record creates it.
     let orphan = format!("{prefix}_orphan");
     assert!(matches!(
         ledger
-            .claim(&record(&orphan, Status::Processing, T + 1000, "w"), T)
+            .claim(&record(&orphan, Status::Processing, T + 1000, "w"), true, T)
             .await
             .unwrap(),
         Claim::Claimed(_)
@@ -224,7 +280,11 @@ pub async fn exercise(ledger: &dyn Ledger, prefix: &str) {
     assert_eq!((stored.status, stored.replays), (Status::Enqueued, 1));
     // A live claim is never doubled.
     let Claim::Claimed(_) = ledger
-        .claim(&record(id, Status::Processing, T + 180_000, "w5"), T + 5)
+        .claim(
+            &record(id, Status::Processing, T + 180_000, "w5"),
+            true,
+            T + 5,
+        )
         .await
         .unwrap()
     else {

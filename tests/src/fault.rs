@@ -9,7 +9,7 @@ use axum::http::{HeaderMap, Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::Router;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// What happens to a picked call.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -22,6 +22,37 @@ pub enum Fault {
     Slow(Duration),
     /// Not forwarded: answered 500 at once (a call that really failed).
     Fail,
+    /// Forwarded at once, its answer held until a call of this operation has arrived (at most
+    /// the given time): proves that the client made the two calls at once, not one after the
+    /// other, however busy the machine.
+    AnswerAfter(&'static str, Duration),
+}
+
+/// One call the proxy forwarded: its operation and when it arrived and was answered.
+#[derive(Clone, Debug)]
+pub struct Call {
+    pub operation: String,
+    pub body: String,
+    pub arrived: Instant,
+    pub answered: Option<Instant>,
+}
+
+/// The longest chain of calls in which each arrived after the one before was answered: the
+/// sequential round trips the client waited for.
+pub fn sequential_round_trips(calls: &[Call]) -> usize {
+    let mut depth = vec![0usize; calls.len()];
+    let mut order: Vec<usize> = (0..calls.len()).collect();
+    order.sort_by_key(|&i| calls[i].arrived);
+    for &i in &order {
+        let before = order
+            .iter()
+            .filter(|&&j| calls[j].answered.is_some_and(|a| a <= calls[i].arrived))
+            .map(|&j| depth[j])
+            .max()
+            .unwrap_or(0);
+        depth[i] = before + 1;
+    }
+    depth.into_iter().max().unwrap_or(0)
 }
 
 /// Picks calls: the `X-Amz-Target` operation (e.g. `PutItem`, `SendMessage`) and, if given, a
@@ -40,6 +71,9 @@ pub struct FaultProxy {
     rules: Arc<Mutex<Vec<Rule>>>,
     /// The operations the proxy applied a fault to, in order.
     applied: Arc<Mutex<Vec<String>>>,
+    /// Every call, in the order they arrived.
+    calls: Arc<Mutex<Vec<Call>>>,
+    arrivals: Arc<tokio::sync::Notify>,
     client: reqwest::Client,
 }
 
@@ -49,6 +83,8 @@ impl FaultProxy {
             upstream: upstream.trim_end_matches('/').to_string(),
             rules: Arc::default(),
             applied: Arc::default(),
+            calls: Arc::default(),
+            arrivals: Arc::default(),
             client: reqwest::Client::new(),
         }
     }
@@ -60,6 +96,19 @@ impl FaultProxy {
     /// Drops every rule: from now on every call is forwarded as it is.
     pub fn clear(&self) {
         self.rules.lock().unwrap().clear();
+    }
+
+    /// Every call so far, in the order they arrived; the next call starts a new list.
+    pub fn take_calls(&self) -> Vec<Call> {
+        std::mem::take(&mut *self.calls.lock().unwrap())
+    }
+
+    fn arrived(&self, operation: &str) -> bool {
+        self.calls
+            .lock()
+            .unwrap()
+            .iter()
+            .any(|c| c.operation == operation)
     }
 
     /// The operations a fault was applied to so far.
@@ -105,6 +154,23 @@ async fn forward(
     body: Bytes,
 ) -> Response {
     let fault = proxy.pick(&headers, &body);
+    let operation = headers
+        .get("x-amz-target")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|t| t.rsplit('.').next())
+        .unwrap_or("")
+        .to_string();
+    let index = {
+        let mut calls = proxy.calls.lock().unwrap();
+        calls.push(Call {
+            operation,
+            body: String::from_utf8_lossy(&body).into_owned(),
+            arrived: Instant::now(),
+            answered: None,
+        });
+        calls.len() - 1
+    };
+    proxy.arrivals.notify_waiters();
     if fault == Some(Fault::Fail) {
         return (StatusCode::INTERNAL_SERVER_ERROR, "injected failure").into_response();
     }
@@ -136,6 +202,21 @@ async fn forward(
     };
     if let Some(Fault::Withhold(delay)) = fault {
         tokio::time::sleep(delay).await;
+    }
+    if let Some(Fault::AnswerAfter(other, at_most)) = fault {
+        let deadline = tokio::time::Instant::now() + at_most;
+        loop {
+            let notified = proxy.arrivals.notified();
+            if proxy.arrived(other) {
+                break;
+            }
+            if tokio::time::timeout_at(deadline, notified).await.is_err() {
+                break;
+            }
+        }
+    }
+    if let Some(call) = proxy.calls.lock().unwrap().get_mut(index) {
+        call.answered = Some(Instant::now());
     }
     let mut response = (status, bytes).into_response();
     for (name, value) in &upstream_headers {

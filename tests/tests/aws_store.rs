@@ -10,6 +10,7 @@ use zofhook_core::config::Config;
 use zofhook_core::event::body_sha256;
 use zofhook_core::ledger::dynamodb::{from_item, to_item, DynamoLedger};
 use zofhook_core::ledger::{Begin, Claim, Ledger, Record, Status};
+use zofhook_core::process::Handled;
 use zofhook_core::queue::sqs::SqsQueue;
 use zofhook_core::receive::{Body, Delivery, Receiver, Verdict};
 use zofhook_core::secrets::secretsmanager::SecretsManagerSecrets;
@@ -166,7 +167,7 @@ async fn claim_rules_for_every_status() {
             .await
             .unwrap();
         let claim = record(&id, Status::Processing, t + 180_000, "worker");
-        let got = l.claim(&claim, t).await.unwrap();
+        let got = l.claim(&claim, true, t).await.unwrap();
         let kind = match &got {
             Claim::Claimed(r) => {
                 assert_eq!(r.status, Status::Processing);
@@ -179,13 +180,14 @@ async fn claim_rules_for_every_status() {
                 "busy"
             }
             Claim::Processed(_) => "processed",
+            other => panic!("{other:?}"),
         };
         assert_eq!(kind, want, "{status} lease {lease}");
     }
     // No record at all: the claim creates it from the message.
     let orphan = record("evt_orphan", Status::Processing, t + 180_000, "worker");
     assert!(matches!(
-        l.claim(&orphan, t).await.unwrap(),
+        l.claim(&orphan, true, t).await.unwrap(),
         Claim::Claimed(_)
     ));
     let stored = l.get("evt_orphan").await.unwrap().unwrap();
@@ -198,7 +200,7 @@ async fn finish_and_fail_need_the_current_token() {
     let l = ledger().await;
     let t = now();
     let claim = record("evt_tok", Status::Processing, t + 60_000, "mine");
-    l.claim(&claim, t).await.unwrap();
+    l.claim(&claim, true, t).await.unwrap();
     assert!(!l.fail("evt_tok", "theirs", "nope", None).await.unwrap());
     assert!(l.fail("evt_tok", "mine", "sink down", None).await.unwrap());
     let failed = l.get("evt_tok").await.unwrap().unwrap();
@@ -207,7 +209,7 @@ async fn finish_and_fail_need_the_current_token() {
     // A failed record is not `processing`: finishing it without a new claim is refused.
     assert!(!l.finish("evt_tok", "mine", &json!({}), "x").await.unwrap());
     let again = record("evt_tok", Status::Processing, t + 60_000, "mine2");
-    l.claim(&again, t).await.unwrap();
+    l.claim(&again, true, t).await.unwrap();
     assert!(!l.finish("evt_tok", "mine", &json!({}), "x").await.unwrap());
     assert!(l
         .finish(
@@ -270,13 +272,17 @@ async fn fifty_concurrent_deliveries_of_one_id_accept_exactly_once() {
         *counts.entry(verdict.as_str()).or_default() += 1;
     }
     assert_eq!(counts.get("accepted"), Some(&1), "{counts:?}");
-    let messages = e2e::drain(&sqs, &url).await;
-    assert_eq!(messages.len(), 1);
-    assert_eq!(messages[0].body().unwrap().as_bytes(), body.as_slice());
     assert_eq!(
         l.get("evt_storm").await.unwrap().unwrap().status,
         Status::Enqueued
     );
+    // Every delivery sent alongside its put; the worker processes the event once.
+    let messages = e2e::drain(&sqs, &url).await;
+    assert_eq!(messages.len(), 50);
+    assert!(messages
+        .iter()
+        .all(|m| m.body().unwrap().as_bytes() == body.as_slice()));
+    assert_eq!(process_all(&l, &messages).await, (1, 49));
 }
 
 #[tokio::test]
@@ -320,7 +326,8 @@ async fn a_hung_endpoint_answers_503_within_the_store_timeout() {
         "{:?}",
         started.elapsed()
     );
-    assert!(e2e::drain(&sqs, &url).await.is_empty(), "nothing enqueued");
+    // The send went out with the put; with no record, the worker waits a receive lease for it.
+    assert_eq!(e2e::drain(&sqs, &url).await.len(), 1);
 }
 
 #[tokio::test]
@@ -363,7 +370,7 @@ async fn secrets_manager_secrets_load_and_rotate() {
 }
 
 #[tokio::test]
-async fn a_dead_endpoint_answers_503_at_once_and_enqueues_nothing() {
+async fn a_dead_endpoint_answers_503_at_once() {
     // Nothing listens here: DynamoDB is down.
     let port = {
         let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
@@ -398,7 +405,8 @@ async fn a_dead_endpoint_answers_503_at_once_and_enqueues_nothing() {
         "{:?}",
         started.elapsed()
     );
-    assert!(e2e::drain(&sqs, &url).await.is_empty());
+    // The send went out with the put; with no record, the worker waits a receive lease for it.
+    assert_eq!(e2e::drain(&sqs, &url).await.len(), 1);
 }
 
 /// A queue whose send never returns: the process "dies" between the ledger write and the send.
@@ -448,9 +456,37 @@ async fn a_delivery_killed_between_ledger_write_and_send_is_re_enqueued_by_the_n
     tokio::time::sleep(Duration::from_millis(4100)).await;
     // After it: taken over, and this time enqueued.
     assert_eq!(deliver(&next, &body).await.verdict, Verdict::Accepted);
-    assert_eq!(e2e::drain(&sqs, &url).await.len(), 1);
     assert_eq!(
         l.get("evt_killed").await.unwrap().unwrap().status,
         Status::Enqueued
     );
+    // The `in_progress` delivery's send and the takeover's: one event, processed once.
+    let messages = e2e::drain(&sqs, &url).await;
+    assert_eq!(messages.len(), 2);
+    assert_eq!(process_all(&l, &messages).await, (1, 1));
+}
+
+/// Runs each message through a worker on `ledger`: (processed, already processed).
+async fn process_all(
+    ledger: &Arc<dyn Ledger>,
+    messages: &[aws_sdk_sqs::types::Message],
+) -> (usize, usize) {
+    let processor = zofhook_core::process::Processor::new(
+        &Config::default(),
+        ledger.clone(),
+        Arc::new(zofhook_core::downstream::LogDownstream),
+        zofhook_core::system_clock(),
+    );
+    let (mut processed, mut already) = (0, 0);
+    for m in messages {
+        match processor
+            .process_sent(m.body().unwrap().as_bytes(), Some(zofhook_core::now_ms()))
+            .await
+        {
+            Handled::Processed => processed += 1,
+            Handled::AlreadyProcessed => already += 1,
+            other => panic!("{other:?}"),
+        }
+    }
+    (processed, already)
 }

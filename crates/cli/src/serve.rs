@@ -180,7 +180,9 @@ async fn work(inbox: Arc<dyn Inbox>, processor: Arc<Processor>, stopped: watch::
             }
         };
         for message in messages {
-            let handled = processor.process(&message.body).await;
+            let handled = processor
+                .process_sent(&message.body, message.sent_at_ms)
+                .await;
             let settled = if handled.acknowledged() {
                 inbox.ack(&message).await
             } else {

@@ -16,7 +16,8 @@ pub async fn sdk_config(config: &Config) -> SdkConfig {
         .await
 }
 
-fn timeouts(config: &Config) -> TimeoutConfig {
+/// The timeouts of every AWS call (tests point clients built with them at the emulator).
+pub fn timeouts(config: &Config) -> TimeoutConfig {
     let attempts = config.store_max_attempts.max(1);
     TimeoutConfig::builder()
         .connect_timeout(Duration::from_millis(500).min(config.store_timeout))

@@ -44,6 +44,8 @@ impl Metrics {
         let count = match handled {
             Handled::Processed => "Processed",
             Handled::AlreadyProcessed => "AlreadyProcessed",
+            Handled::Dropped => "Dropped",
+            Handled::NotYet => "NotYet",
             Handled::Retry(_) => "Failed",
         };
         self.line(&[count], None, elapsed_ms, now_ms)

@@ -20,20 +20,28 @@ pub enum Handled {
     Processed,
     /// Already processed (a duplicate message): acknowledge.
     AlreadyProcessed,
+    /// A conflicting delivery's message (its id is recorded with another body): acknowledge,
+    /// never process.
+    Dropped,
     /// Not done: report a batch-item failure so the queue retries (then dead-letters) it.
     Retry(String),
+    /// Not yet: no record, and the message is younger than a receive lease (its delivery may
+    /// still be recording it). Retried like [`Handled::Retry`], but nothing failed.
+    NotYet,
 }
 
 impl Handled {
     pub fn acknowledged(&self) -> bool {
-        !matches!(self, Handled::Retry(_))
+        !matches!(self, Handled::Retry(_) | Handled::NotYet)
     }
 
     pub fn as_str(&self) -> &'static str {
         match self {
             Handled::Processed => "processed",
             Handled::AlreadyProcessed => "already_processed",
+            Handled::Dropped => "dropped",
             Handled::Retry(_) => "retry",
+            Handled::NotYet => "not_yet",
         }
     }
 }
@@ -44,6 +52,9 @@ pub struct Processor {
     downstream: Arc<dyn Downstream>,
     /// How long a claim holds the event: the queue's visibility timeout.
     lease: Duration,
+    /// How long a delivery may take to record its event: a message with no record is not
+    /// taken for an orphan before it is this old.
+    receive_lease: Duration,
     retention_seconds: i64,
     store_timeout: Duration,
     clock: Clock,
@@ -60,6 +71,7 @@ impl Processor {
             ledger,
             downstream,
             lease: config.processing_lease,
+            receive_lease: config.receive_lease,
             retention_seconds: config.retention_seconds(),
             store_timeout: config.store_timeout,
             clock,
@@ -68,13 +80,28 @@ impl Processor {
 
     /// Handles one queued message (the raw event body), and logs one line about it.
     pub async fn process(&self, message: &[u8]) -> Handled {
-        self.process_within(message, self.lease).await
+        self.process_within(message, None, self.lease).await
+    }
+
+    /// [`Processor::process`] of a message the queue gives a send time for (epoch ms).
+    pub async fn process_sent(&self, message: &[u8], sent_at_ms: Option<i64>) -> Handled {
+        self.process_within(message, sent_at_ms, self.lease).await
     }
 
     /// [`Processor::process`] by an invocation that has `time_left` to live: the claim lasts
     /// that long plus [`CLAIM_MARGIN`] (never longer than the processing lease), so a crashed or
     /// timed-out invocation's event is taken over as soon as its message comes back.
-    pub async fn process_within(&self, message: &[u8], time_left: Duration) -> Handled {
+    ///
+    /// `sent_at_ms`, the queue's send time of the message: the receiver sends while it records,
+    /// so a message can arrive before its record. One younger than a receive lease with no
+    /// record is retried later; an older one (its delivery's record was rolled back or
+    /// expired), or one whose send time is unknown, creates the record and is processed.
+    pub async fn process_within(
+        &self,
+        message: &[u8],
+        sent_at_ms: Option<i64>,
+        time_left: Duration,
+    ) -> Handled {
         let lease = time_left.saturating_add(CLAIM_MARGIN).min(self.lease);
         // The work stops in time to record its result within the claim.
         let budget = time_left.min(self.lease);
@@ -83,7 +110,7 @@ impl Processor {
         let (id, handled) = match event::parse(message) {
             Ok(envelope) => {
                 let handled = self
-                    .claim_and_deliver(&envelope, message, lease, work_limit)
+                    .claim_and_deliver(&envelope, message, sent_at_ms, lease, work_limit)
                     .await;
                 (envelope.id, handled)
             }
@@ -110,10 +137,13 @@ impl Processor {
         &self,
         envelope: &Envelope,
         message: &[u8],
+        sent_at_ms: Option<i64>,
         lease: Duration,
         work_limit: Duration,
     ) -> Handled {
         let now_ms = (self.clock)();
+        let receive_lease_ms = i64::try_from(self.receive_lease.as_millis()).unwrap_or(i64::MAX);
+        let create = sent_at_ms.is_none_or(|sent| now_ms.saturating_sub(sent) >= receive_lease_ms);
         let token = uuid::Uuid::new_v4().to_string();
         let lease_ms = i64::try_from(lease.as_millis()).unwrap_or(i64::MAX);
         let claim = Record {
@@ -136,7 +166,10 @@ impl Processor {
             body: std::str::from_utf8(message).ok().map(str::to_string),
             replays: 0,
         };
-        let claimed = match self.bounded(self.ledger.claim(&claim, now_ms)).await {
+        let claimed = match self
+            .bounded(self.ledger.claim(&claim, create, now_ms))
+            .await
+        {
             // The claim may have landed before the error: read what the store holds.
             Err(e) => match self.bounded(self.ledger.get(&envelope.id)).await {
                 Ok(Some(stored)) if holds(&stored, &token, Status::Processing) => {
@@ -152,6 +185,14 @@ impl Processor {
             Ok(Claim::Busy(old)) if holds(&old, &token, Status::Processing) => old,
             Ok(Claim::Processed(_)) => return Handled::AlreadyProcessed,
             Ok(Claim::Busy(_)) => return Handled::Retry("another worker holds the event".into()),
+            Ok(Claim::Absent) => return Handled::NotYet,
+            Ok(Claim::Foreign(_)) => {
+                tracing::warn!(
+                    event_id = %envelope.id,
+                    "the id is recorded with another body: a conflicting delivery's message, dropped"
+                );
+                return Handled::Dropped;
+            }
             Err(e) => return Handled::Retry(e.to_string()),
         };
         // Never work past our own lease: after it, another worker may take the event over.

@@ -318,34 +318,46 @@ impl Receiver {
             body: std::str::from_utf8(body).ok().map(str::to_string),
             replays: 0,
         };
-        let begun = match self.bounded(self.ledger.begin(&record, now_ms)).await {
-            // The put may have landed before the error (an attempt that timed out on our side):
-            // what the store holds now says whether it did.
-            Err(e) => match self.bounded(self.ledger.get(id)).await {
-                Ok(Some(stored)) if stored.lease_token.as_deref() == Some(token.as_str()) => {
-                    Ok(Begin::Started)
-                }
+        // The put and the send go out together: an accepted delivery costs two sequential
+        // round trips (these, then the `enqueued` mark) and a duplicate one. A send whose put
+        // was refused leaves a stray message; the worker drops it (another body under the id)
+        // or finds the event already handled (the same body), and never takes a message
+        // younger than a receive lease for an orphan, since its record may still be on its way.
+        let (begun, sent) = tokio::join!(
+            self.begin(&record, now_ms),
+            self.bounded_queue(self.queue.send(id, body))
+        );
+        match begun {
+            Err(e) => Reply::unavailable(&e.to_string(), Some(id)),
+            // An earlier attempt of our own put landed, and the retry found our record: still
+            // held by us, or already claimed by a worker (our send went out with the put).
+            Ok(Begin::Exists(old)) if old.delivery_token.as_deref() == Some(token.as_str()) => {
+                self.enqueued(id, &token, sent).await
+            }
+            Ok(Begin::Exists(old)) => self.existing(&record, &old, now_ms),
+            Ok(Begin::Started) => self.enqueued(id, &token, sent).await,
+        }
+    }
+
+    /// The conditional put; an error after which the put may have landed (an attempt that timed
+    /// out on our side) is resolved by what the store holds now.
+    async fn begin(&self, record: &Record, now_ms: i64) -> Result<Begin, LedgerError> {
+        let token = record.delivery_token.as_deref();
+        match self.bounded(self.ledger.begin(record, now_ms)).await {
+            Err(e) => match self.bounded(self.ledger.get(&record.id)).await {
+                Ok(Some(stored)) if stored.delivery_token.as_deref() == token => Ok(Begin::Started),
                 Ok(Some(stored)) if !may_begin(Some(&stored), now_ms) => {
                     Ok(Begin::Exists(Box::new(stored)))
                 }
                 _ => Err(e),
             },
             begun => begun,
-        };
-        match begun {
-            Err(e) => Reply::unavailable(&e.to_string(), Some(id)),
-            // An earlier attempt of our own put landed, and the retry found our record.
-            Ok(Begin::Exists(old)) if old.lease_token.as_deref() == Some(token.as_str()) => {
-                self.enqueue(id, &token, body).await
-            }
-            Ok(Begin::Exists(old)) => self.existing(&record, &old, now_ms),
-            Ok(Begin::Started) => self.enqueue(id, &token, body).await,
         }
     }
 
-    /// The record is ours: send the event to the queue, then mark it `enqueued`.
-    async fn enqueue(&self, id: &str, token: &str, body: &[u8]) -> Reply {
-        let sent = self.bounded_queue(self.queue.send(id, body)).await;
+    /// The record is ours and the send has ended: roll back if it failed, else mark the record
+    /// `enqueued`.
+    async fn enqueued(&self, id: &str, token: &str, sent: Result<(), QueueError>) -> Reply {
         if let Err(e) = sent {
             return self.roll_back(id, token, &e.to_string()).await;
         }

@@ -100,9 +100,13 @@ async fn handle(worker: &Arc<Worker>, event: SqsEvent, time_left: Duration) -> S
         tasks.spawn(async move {
             let started = std::time::Instant::now();
             let body = message.body.as_deref().unwrap_or_default();
+            let sent_at_ms = message
+                .attributes
+                .get("SentTimestamp")
+                .and_then(|t| t.parse().ok());
             let handled = worker
                 .processor
-                .process_within(body.as_bytes(), time_left)
+                .process_within(body.as_bytes(), sent_at_ms, time_left)
                 .await;
             if !handled.acknowledged() {
                 worker.retry.back_off(&message).await;

@@ -3,8 +3,8 @@
 //! `ReturnValuesOnConditionCheckFailure = ALL_OLD`, so a duplicate costs one round trip.
 
 use super::{
-    cursor_after, parse_cursor, Begin, Claim, Ledger, LedgerError, Page, Record, ReplayStart,
-    Selection, Status,
+    claim_step, cursor_after, parse_cursor, Begin, Claim, ClaimStep, Ledger, LedgerError, Page,
+    Record, ReplayStart, Selection, Status,
 };
 use async_trait::async_trait;
 use aws_sdk_dynamodb::error::{DisplayErrorContext, SdkError};
@@ -283,7 +283,7 @@ impl Ledger for DynamoLedger {
         }
     }
 
-    async fn claim(&self, claim: &Record, now_ms: i64) -> Result<Claim, LedgerError> {
+    async fn claim(&self, claim: &Record, create: bool, now_ms: i64) -> Result<Claim, LedgerError> {
         let token = claim.lease_token.as_deref().unwrap_or_default();
         let mut set = vec![
             "#s = :processing",
@@ -324,13 +324,16 @@ impl Ledger for DynamoLedger {
             set.push("body = if_not_exists(body, :body)");
             request = request.expression_attribute_values(":body", s(body));
         }
-        // The same rule as `may_claim`.
+        // The same rule as `claim_step`.
+        let held = "(body_sha256 = :sha AND (#s IN (:received, :enqueued, :failed) \
+                    OR (#s = :processing AND lease_until < :now)))";
+        let condition = match create {
+            true => format!("attribute_not_exists(id) OR {held}"),
+            false => format!("attribute_exists(id) AND {held}"),
+        };
         let result = request
             .update_expression(format!("SET {}", set.join(", ")))
-            .condition_expression(
-                "attribute_not_exists(id) OR #s IN (:received, :enqueued, :failed) \
-                 OR (#s = :processing AND lease_until < :now)",
-            )
+            .condition_expression(condition)
             .return_values(ReturnValue::AllNew)
             .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
             .send()
@@ -342,12 +345,16 @@ impl Ledger for DynamoLedger {
             })),
             Err(e) => match e.as_service_error() {
                 Some(UpdateItemError::ConditionalCheckFailedException(c)) => {
-                    let old = refused_item(c.item())?;
-                    Ok(if old.status == Status::Processed {
-                        Claim::Processed(old)
-                    } else {
-                        Claim::Busy(old)
-                    })
+                    let old = match c.item() {
+                        None => None,
+                        item => Some(refused_item(item)?),
+                    };
+                    match claim_step(old.as_ref(), claim, create, now_ms) {
+                        ClaimStep::Refuse(refused) => Ok(refused),
+                        // Refused by the store, allowed by the rule read back: the record
+                        // changed in between (a lease ran out); the message comes back later.
+                        ClaimStep::Take => Ok(Claim::Busy(old.unwrap_or_else(|| claim.clone()))),
+                    }
                 }
                 _ => Err(unavailable(e)),
             },

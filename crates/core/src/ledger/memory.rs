@@ -1,8 +1,8 @@
 //! An in-memory ledger for unit tests and benchmarks: the rules of `ledger` under one mutex.
 
 use super::{
-    cursor_after, may_begin, may_claim, parse_cursor, replay_in_place, Begin, Claim, Ledger,
-    LedgerError, Page, Record, ReplayStart, Selection, Status,
+    claim_step, cursor_after, may_begin, parse_cursor, replay_in_place, Begin, Claim, ClaimStep,
+    Ledger, LedgerError, Page, Record, ReplayStart, Selection, Status,
 };
 use async_trait::async_trait;
 use serde_json::Value;
@@ -97,21 +97,24 @@ impl Ledger for MemoryLedger {
         }
     }
 
-    async fn claim(&self, claim: &Record, now_ms: i64) -> Result<Claim, LedgerError> {
+    async fn claim(&self, claim: &Record, create: bool, now_ms: i64) -> Result<Claim, LedgerError> {
         let mut records = self.lock()?;
+        if let ClaimStep::Refuse(refused) =
+            claim_step(records.get(&claim.id), claim, create, now_ms)
+        {
+            return Ok(refused);
+        }
         match records.get_mut(&claim.id) {
             None => {
                 records.insert(claim.id.clone(), claim.clone());
                 Ok(Claim::Claimed(claim.clone()))
             }
-            Some(r) if may_claim(Some(r), now_ms) => {
+            Some(r) => {
                 r.status = Status::Processing;
                 r.lease_until = claim.lease_until;
                 r.lease_token = claim.lease_token.clone();
                 Ok(Claim::Claimed(r.clone()))
             }
-            Some(r) if r.status == Status::Processed => Ok(Claim::Processed(r.clone())),
-            Some(r) => Ok(Claim::Busy(r.clone())),
         }
     }
 

@@ -133,6 +133,38 @@ pub fn may_claim(existing: Option<&Record>, now_ms: i64) -> bool {
     }
 }
 
+/// What a worker's claim does with what it found ([`Ledger::claim`]): the rule the stores that
+/// read then write apply, and that DynamoDB states as a condition expression.
+pub fn claim_step(
+    existing: Option<&Record>,
+    claim: &Record,
+    create: bool,
+    now_ms: i64,
+) -> ClaimStep {
+    match existing {
+        None if create => ClaimStep::Take,
+        None => ClaimStep::Refuse(Claim::Absent),
+        // Another event's record: the message is a conflicting delivery's, sent alongside the
+        // put that was refused (the receiver sends while it records). Never process its body.
+        Some(r) if r.body_sha256 != claim.body_sha256 => {
+            ClaimStep::Refuse(Claim::Foreign(r.clone()))
+        }
+        Some(r) if may_claim(Some(r), now_ms) => ClaimStep::Take,
+        Some(r) if r.status == Status::Processed => ClaimStep::Refuse(Claim::Processed(r.clone())),
+        Some(r) => ClaimStep::Refuse(Claim::Busy(r.clone())),
+    }
+}
+
+/// See [`claim_step`]. A value that lives for one claim: boxing the refusal buys nothing.
+#[allow(clippy::large_enum_variant)]
+#[derive(Debug, Clone, PartialEq)]
+pub enum ClaimStep {
+    /// Claim it: create the record from the claim, or set `processing` on the one there.
+    Take,
+    /// Leave the store as it is, and answer this.
+    Refuse(Claim),
+}
+
 /// Whether an event may be replayed: it has no live claim (a delivery or a worker at work on it).
 pub fn may_replay(record: &Record, now_ms: i64) -> bool {
     match record.status {
@@ -230,6 +262,12 @@ pub enum Claim {
     Processed(Record),
     /// Another worker holds a live lease: retry later.
     Busy(Record),
+    /// No record, and the claim may not create one (the message is younger than a receive
+    /// lease: the delivery that sent it may still be writing the record). Retry later.
+    Absent,
+    /// The record holds another body under this id: the message is a conflicting delivery's
+    /// (answered 409), never to be processed. Acknowledge and drop it.
+    Foreign(Record),
 }
 
 #[derive(Debug, thiserror::Error, Clone, PartialEq, Eq)]
@@ -252,9 +290,10 @@ pub trait Ledger: Send + Sync {
     async fn mark_enqueued(&self, id: &str, token: &str) -> Result<bool, LedgerError>;
     /// Deletes the record if still held by `token` (the queue send failed).
     async fn abandon(&self, id: &str, token: &str) -> Result<bool, LedgerError>;
-    /// Sets `processing` with `claim`'s lease and token if [`may_claim`] allows, creating the
-    /// record from `claim` if there is none.
-    async fn claim(&self, claim: &Record, now_ms: i64) -> Result<Claim, LedgerError>;
+    /// Sets `processing` with `claim`'s lease and token as [`claim_step`] says: if
+    /// [`may_claim`] allows and the record holds `claim`'s body, or by creating the record from
+    /// `claim` if there is none and `create` allows.
+    async fn claim(&self, claim: &Record, create: bool, now_ms: i64) -> Result<Claim, LedgerError>;
     /// `processing` → `processed` with the outcome, if still held by `token`.
     async fn finish(
         &self,

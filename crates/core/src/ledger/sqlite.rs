@@ -2,8 +2,8 @@
 //! transaction each, so they are as atomic as DynamoDB's conditional writes.
 
 use super::{
-    cursor_after, may_begin, may_claim, parse_cursor, replay_in_place, Begin, Claim, Ledger,
-    LedgerError, Page, Record, ReplayStart, Selection, Status,
+    claim_step, cursor_after, may_begin, parse_cursor, replay_in_place, Begin, Claim, ClaimStep,
+    Ledger, LedgerError, Page, Record, ReplayStart, Selection, Status,
 };
 use crate::sqlite::Db;
 use async_trait::async_trait;
@@ -183,17 +183,15 @@ impl Ledger for SqliteLedger {
             .map_err(LedgerError::Unavailable)
     }
 
-    async fn claim(&self, claim: &Record, now_ms: i64) -> Result<Claim, LedgerError> {
+    async fn claim(&self, claim: &Record, create: bool, now_ms: i64) -> Result<Claim, LedgerError> {
         let claim = claim.clone();
         self.db
             .transaction(move |tx| {
                 let existing = read(tx, &claim.id)?;
-                if !may_claim(existing.as_ref(), now_ms) {
-                    return Ok(match existing {
-                        Some(r) if r.status == Status::Processed => Claim::Processed(r),
-                        Some(r) => Claim::Busy(r),
-                        None => Claim::Busy(claim),
-                    });
+                if let ClaimStep::Refuse(refused) =
+                    claim_step(existing.as_ref(), &claim, create, now_ms)
+                {
+                    return Ok(refused);
                 }
                 let record = match existing {
                     None => claim,

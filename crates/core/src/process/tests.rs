@@ -154,6 +154,57 @@ async fn a_message_without_a_record_is_still_processed() {
     assert_eq!(rec.outcome, Some(json!({"status": "unknown", "run": null})));
 }
 
+/// The receiver sends while it records: a message can arrive before its record. Younger than a
+/// receive lease (30 s by default) it waits; older, it is an orphan and is processed.
+#[tokio::test]
+async fn a_message_without_a_record_waits_for_it_while_younger_than_a_receive_lease() {
+    let ledger = Arc::new(MemoryLedger::new());
+    let calls = Arc::new(Flaky::default());
+    let p = processor(ledger.clone(), calls.clone());
+    let young = Some(T0 - 29_999);
+    assert_eq!(
+        p.process_sent(&message("evt_early"), young).await,
+        Handled::NotYet
+    );
+    assert!(!Handled::NotYet.acknowledged());
+    assert_eq!(ledger.get("evt_early").await.unwrap(), None);
+    assert_eq!(calls.calls.load(Ordering::SeqCst), 0);
+    // Its record arrives: the same message is processed.
+    ledger.insert(record("evt_early", Status::Received, T0 + 20_000));
+    assert_eq!(
+        p.process_sent(&message("evt_early"), young).await,
+        Handled::Processed
+    );
+    // An old message with no record is an orphan.
+    let old = Some(T0 - 30_000);
+    assert_eq!(
+        p.process_sent(&message("evt_old"), old).await,
+        Handled::Processed
+    );
+    assert_eq!(calls.calls.load(Ordering::SeqCst), 2);
+}
+
+/// A conflicting delivery (same id, other body, answered 409) sent its message too: dropped,
+/// never delivered, the record untouched, whatever its age.
+#[tokio::test]
+async fn a_conflicting_deliverys_message_is_dropped_unprocessed() {
+    let ledger = Arc::new(MemoryLedger::new());
+    let recorded = record("evt_1", Status::Enqueued, 0);
+    ledger.insert(recorded.clone());
+    let calls = Arc::new(Flaky::default());
+    let p = processor(ledger.clone(), calls.clone());
+    let mut other: Value = serde_json::from_slice(&message("evt_1")).unwrap();
+    other["data"]["object"]["run_id"] = json!("run_other");
+    let other = other.to_string().into_bytes();
+    for sent in [None, Some(T0), Some(T0 - 3_600_000)] {
+        let handled = p.process_sent(&other, sent).await;
+        assert_eq!(handled, Handled::Dropped);
+        assert!(handled.acknowledged());
+    }
+    assert_eq!(calls.calls.load(Ordering::SeqCst), 0);
+    assert_eq!(ledger.get("evt_1").await.unwrap(), Some(recorded));
+}
+
 #[tokio::test]
 async fn malformed_messages_are_retried_not_panicked_on() {
     let ledger = Arc::new(MemoryLedger::new());
@@ -195,12 +246,12 @@ async fn a_lambda_invocations_claim_lasts_its_remaining_time_plus_a_margin() {
     let p = processor(ledger.clone(), spy.clone());
     // 40 s left in the invocation: the claim ends 45 s from now, not after the 360 s lease.
     let handled = p
-        .process_within(&message("evt_1"), Duration::from_secs(40))
+        .process_within(&message("evt_1"), None, Duration::from_secs(40))
         .await;
     assert!(!handled.acknowledged());
     assert_eq!(spy.0.lock().unwrap()[0], T0 + 45_000);
     // More time left than the processing lease: the lease caps it.
-    p.process_within(&message("evt_2"), Duration::from_secs(4000))
+    p.process_within(&message("evt_2"), None, Duration::from_secs(4000))
         .await;
     assert_eq!(spy.0.lock().unwrap()[1], T0 + 360_000);
 }

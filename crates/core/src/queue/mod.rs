@@ -51,6 +51,8 @@ pub struct Received {
     pub body: Vec<u8>,
     /// How many times it has been received, this time included.
     pub receive_count: u32,
+    /// When it was sent (epoch milliseconds), if the queue says.
+    pub sent_at_ms: Option<i64>,
 }
 
 /// The consumer side of the queue: what the in-process worker of `zofhook serve` polls.

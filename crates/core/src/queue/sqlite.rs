@@ -78,17 +78,17 @@ impl SqliteQueue {
         let max_receives = i64::from(self.max_receive_count);
         self.db
             .transaction(move |tx| {
-                let ready: Vec<(i64, Vec<u8>, i64)> = tx
+                let ready: Vec<(i64, Vec<u8>, i64, i64)> = tx
                     .prepare_cached(
-                        "SELECT seq, body, receive_count FROM messages \
+                        "SELECT seq, body, receive_count, sent_at FROM messages \
                          WHERE dead = 0 AND visible_at <= ?1 ORDER BY seq LIMIT ?2",
                     )?
                     .query_map(params![now, max as i64], |r| {
-                        Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+                        Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
                     })?
                     .collect::<rusqlite::Result<_>>()?;
                 let mut taken = Vec::new();
-                for (seq, body, count) in ready {
+                for (seq, body, count, sent_at) in ready {
                     if count >= max_receives {
                         tx.prepare_cached(
                             "UPDATE messages SET dead = 1, receipt = NULL WHERE seq = ?1",
@@ -110,6 +110,7 @@ impl SqliteQueue {
                         handle: format!("{seq}:{receipt}"),
                         body,
                         receive_count: u32::try_from(count + 1).unwrap_or(u32::MAX),
+                        sent_at_ms: Some(sent_at),
                     });
                 }
                 Ok(taken)

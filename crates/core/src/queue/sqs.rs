@@ -150,6 +150,9 @@ impl super::Inbox for SqsInbox {
             .message_system_attribute_names(
                 aws_sdk_sqs::types::MessageSystemAttributeName::ApproximateReceiveCount,
             )
+            .message_system_attribute_names(
+                aws_sdk_sqs::types::MessageSystemAttributeName::SentTimestamp,
+            )
             .customize()
             .config_override(
                 aws_sdk_sqs::config::Config::builder().timeout_config(
@@ -167,15 +170,16 @@ impl super::Inbox for SqsInbox {
             .messages()
             .iter()
             .filter_map(|m| {
-                let count = m
-                    .attributes()
-                    .and_then(|a| a.get(&aws_sdk_sqs::types::MessageSystemAttributeName::ApproximateReceiveCount))
+                use aws_sdk_sqs::types::MessageSystemAttributeName as Name;
+                let attribute = |name: Name| m.attributes().and_then(|a| a.get(&name));
+                let count = attribute(Name::ApproximateReceiveCount)
                     .and_then(|c| c.parse().ok())
                     .unwrap_or(1);
                 Some(super::Received {
                     handle: m.receipt_handle()?.to_string(),
                     body: m.body().unwrap_or_default().as_bytes().to_vec(),
                     receive_count: count,
+                    sent_at_ms: attribute(Name::SentTimestamp).and_then(|t| t.parse().ok()),
                 })
             })
             .collect())
