@@ -138,15 +138,16 @@ async fn a_signed_event_is_recorded_enqueued_claimed_and_processed() {
         Status::Enqueued
     );
 
-    // Zof delivers it again: a duplicate, and nothing more is queued.
+    // Zof delivers it again: a duplicate, the record unchanged. Its send went out beside the
+    // refused put: a copy of the same event in the queue.
     let again = receiver.invoke(signed_delivery(&body)).await.unwrap();
     assert_eq!(
         status_and_body(&again),
         (200, json!({"status": "duplicate", "id": "evt_e2e_1"}))
     );
     let messages = e2e::drain(&s.sqs, &s.queue_url).await;
-    assert_eq!(messages.len(), 1);
-    assert_eq!(messages[0].body().unwrap(), text);
+    assert_eq!(messages.len(), 2);
+    assert!(messages.iter().all(|m| m.body().unwrap() == text));
 
     let worker = Function::start(&binary("worker"), "worker", &s.worker_env).await;
     let batch = sqs_event(&[(messages[0].message_id().unwrap().to_string(), text.clone())]);
@@ -160,7 +161,11 @@ async fn a_signed_event_is_recorded_enqueued_claimed_and_processed() {
     );
     assert!(record.processed_at.is_some());
 
-    // The same message delivered twice by SQS is acknowledged and skipped.
+    // The duplicate delivery's copy, and the same message delivered twice by SQS: each is
+    // acknowledged and skipped.
+    let copy = sqs_event(&[(messages[1].message_id().unwrap().to_string(), text.clone())]);
+    let result = worker.invoke(copy).await.unwrap();
+    assert_eq!(result["batchItemFailures"], json!([]));
     let result = worker.invoke(batch).await.unwrap();
     assert_eq!(result["batchItemFailures"], json!([]));
     let logs = worker.logs().await.join("\n");
@@ -574,6 +579,7 @@ async fn every_front_door_accepts_dedupes_rejects_and_decodes() {
         Door::AlbMultiValue,
     ];
     let mut accepted = 0;
+    let mut copies = 0;
     for door in doors {
         let id = format!("evt_door_{door:?}").to_lowercase();
         let body = event(&id, "org_a", "run_1");
@@ -613,6 +619,8 @@ async fn every_front_door_accepts_dedupes_rejects_and_decodes() {
             "duplicate",
             "{door:?}"
         );
+        // Its send went out beside the refused put: one more message, a copy.
+        copies += 1;
 
         let forged = [(name.as_str(), format!("sha256={}", "0".repeat(64)))];
         let response = call(door_event(door, "POST", &forged, &text, false)).await;
@@ -679,5 +687,8 @@ async fn every_front_door_accepts_dedupes_rejects_and_decodes() {
         accepted += 1;
     }
     // The process never died: one cold start served every door.
-    assert_eq!(e2e::drain(&s.sqs, &s.queue_url).await.len(), accepted);
+    assert_eq!(
+        e2e::drain(&s.sqs, &s.queue_url).await.len(),
+        accepted + copies
+    );
 }
