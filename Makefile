@@ -2,7 +2,7 @@
 # package registries: it makes .venv with the AWS API emulator itself.
 CARGO ?= cargo
 
-.PHONY: test serve build package bench lint check-template fuzz fuzz-smoke browser fmt emulator clean
+.PHONY: test serve build package bench first-run lint check-template fuzz fuzz-smoke browser fmt emulator clean
 
 ## Run the whole test suite: lint, then every test against the AWS API emulator.
 # The tests run zofhook against the emulator too: they build it with its feature `aws`.
@@ -46,6 +46,10 @@ package:
 ## Every figure in BENCHMARKS.md, with its same-run baseline; rewrites its generated block.
 bench:
 	infra/bench.sh
+
+## The README's first command on a fresh clone, timed to `listening` (BENCHMARKS.md).
+first-run:
+	infra/first-run.sh
 
 fmt:
 	$(CARGO) fmt --all

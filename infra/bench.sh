@@ -19,21 +19,29 @@ fi
 infra/venv.sh
 infra/venv.sh .venv-bench infra/requirements-bench.txt
 
-echo "== release builds (each Lambda on its own, as cargo lambda builds it)" >&2
-# One package per cargo invocation: building them together would unify core's features.
-cargo build --release -p receiver
-cp target/release/receiver "$out/receiver"
-cargo build --release -p worker
-cp target/release/worker "$out/worker"
-# Baselines: the receiver with every core feature (what it was before the feature split), without
-# the init-phase warm-up, and with aws-lc's CPU jitter entropy (which this workspace turns off).
-cargo build --release -p receiver --features zofhook-core/default
-cp target/release/receiver "$out/receiver-all-features"
-cargo build --release -p receiver --features bench-no-warm-up
-cp target/release/receiver "$out/receiver-no-warm-up"
-AWS_LC_SYS_NO_JITTER_ENTROPY=0 CARGO_TARGET_DIR="$root/target/bench-jitter" \
-  cargo build --release -p receiver
-cp target/bench-jitter/release/receiver "$out/receiver-jitter"
+echo "== release builds (each Lambda on its own, with cargo lambda's settings)" >&2
+# One package per cargo invocation: building them together would unify core's features. The
+# settings are the ones `sam build` applies (Cargo.toml's [workspace.metadata.lambda.build]);
+# each variant has its own target dir, so a second run rebuilds nothing.
+variant() { # NAME TARGET_DIR PACKAGE [cargo args...] -- [config overrides...]
+  local name=$1 dir=$2 package=$3; shift 3
+  local args=() overrides=()
+  while [ $# -gt 0 ] && [ "$1" != -- ]; do args+=("$1"); shift; done
+  [ $# -gt 0 ] && shift
+  overrides=("$@")
+  mapfile -t cfg < <(infra/lambda-config.py "${overrides[@]}")
+  CARGO_TARGET_DIR="$root/$dir" cargo build --release -p "$package" "${args[@]}" "${cfg[@]}" >&2
+  cp "$root/$dir/release/$package" "$out/$name"
+}
+variant receiver target receiver
+variant worker target worker
+# Baselines: the receiver without the init-phase warm-up; both functions at opt-level 3 (what
+# was shipped before the size work) and at opt-level "z" (the smallest code).
+variant receiver-no-warm-up target receiver --features bench-no-warm-up
+variant receiver-o3 target/variant-o3 receiver -- profile.release.opt-level=3
+variant worker-o3 target/variant-o3 worker -- profile.release.opt-level=3
+variant receiver-z target/variant-z receiver -- 'profile.release.opt-level="z"'
+variant worker-z target/variant-z worker -- 'profile.release.opt-level="z"'
 cargo build -p e2e --bin coldstart
 
 echo "== package sizes" >&2
@@ -47,10 +55,15 @@ ZOFHOOK_EMULATOR_TLS=1 infra/with-emulator.sh target/debug/coldstart \
   --runs "$runs" --out "$out/coldstart.json" \
   --rust receiver="$out/receiver" \
   --rust receiver-no-warm-up="$out/receiver-no-warm-up" \
-  --rust receiver-jitter="$out/receiver-jitter" \
-  --python python-powertools="$root/.venv-bench/bin/python,$root/infra/bench/peer" >&2
+  --rust receiver-o3="$out/receiver-o3" \
+  --rust receiver-z="$out/receiver-z" \
+  --python python-powertools="$root/.venv-bench/bin/python,$root/infra/bench/peer" \
+  --worker "$out/worker" >&2
 
 echo "== load on zofhook serve" >&2
 infra/load.sh "$seconds" 50 | tee "$out/load.log" >&2
+
+echo "== cost of a million deliveries" >&2
+.venv/bin/python infra/bench/cost.py "$root" "$out/coldstart.json" >"$out/cost.md"
 
 .venv/bin/python infra/bench/report.py "$root" "$out"

@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Load on `zofhook serve` (release build, embedded store) with wrk: `GET /healthz` (the HTTP
 # stack alone: the baseline), first-time deliveries (distinct pre-signed events), then
-# duplicates (one event over and over). make bench keeps the output for BENCHMARKS.md.
+# duplicates (one event over and over) twice on one server: first while its worker is still
+# working off the first-time deliveries' backlog, then idle (the backlog worked off). make bench
+# keeps the output for BENCHMARKS.md.
 #   infra/load.sh [seconds] [connections]
 # Needs wrk (Debian package `wrk`).
 set -euo pipefail
@@ -42,13 +44,26 @@ ZOFHOOK_LOAD_FILE="$work/events.tsv" ZOFHOOK_LOAD_THREADS=$threads \
   wrk -t$threads -c"$connections" -d"${seconds}s" --latency -s "$root/infra/load.lua" "$url"
 summary() { grep -ao 'verdict="[a-z_]*" status=[0-9]*' "$work/serve.err" | sort | uniq -c; : >"$work/serve.err"; }
 echo "-- verdicts:"; summary
-stop
-start 2
-# Record the one event first, so every delivery below is a duplicate.
+# Messages still queued (not yet processed) in the server's store.
+backlog() {
+  python3 -c 'import sqlite3, sys
+db = sqlite3.connect(f"file:{sys.argv[1]}?mode=ro", uri=True)
+print(db.execute("SELECT COUNT(*) FROM messages WHERE dead = 0").fetchone()[0])' "$work/data-1/zofhook.db"
+}
+duplicates() {
+  echo "== $1: ${seconds}s, $connections connections"
+  echo "-- backlog before: $(backlog) queued"
+  ZOFHOOK_LOAD_FILE="$work/one.tsv" ZOFHOOK_LOAD_THREADS=1 \
+    wrk -t$threads -c"$connections" -d"${seconds}s" --latency -s "$root/infra/load.lua" "$url"
+  echo "-- backlog after: $(backlog) queued"
+  echo "-- verdicts:"; summary
+}
+# Record the one event (if the first-time deliveries did not), so every delivery below is a
+# duplicate.
 IFS=$'\t' read -r sig body <"$work/one.tsv"
 curl -fsS -o /dev/null -H "Content-Type: application/json" -H "Zof-Signature: $sig" --data-binary "$body" "$url"
 : >"$work/serve.err"
-echo "== duplicates (one id): ${seconds}s, $connections connections"
-ZOFHOOK_LOAD_FILE="$work/one.tsv" ZOFHOOK_LOAD_THREADS=1 \
-  wrk -t$threads -c"$connections" -d"${seconds}s" --latency -s "$root/infra/load.lua" "$url"
-echo "-- verdicts:"; summary
+duplicates "duplicates during the backlog (one id)"
+for _ in $(seq 1 600); do [ "$(backlog)" = 0 ] && break; sleep 1; done
+duplicates "duplicates (one id)"
+stop

@@ -22,5 +22,5 @@ print(len(buf.getvalue()))' "$bootstrap")
 done
 if [ "$arch" = x86_64 ]; then
   # --workspace, as make test builds: the same feature set, so nothing is compiled a second time.
-  ZOFHOOK_LAMBDA_BUILD_DIR="$root/.aws-sam/build" infra/with-emulator.sh cargo test --workspace --test lambdas
+  ZOFHOOK_LAMBDA_BUILD_DIR="$root/.aws-sam/build" infra/with-emulator.sh cargo test --workspace --features zofhook/aws --test lambdas
 fi

@@ -6,12 +6,22 @@
 //!   from Secrets Manager, the warm-up);
 //! - `first_ms`: the first delivery (a new signed `run.completed`), event handed over to answer;
 //! - `second_ms`: a second new delivery, on the now warm process;
-//! - `rss_mib`: the process's peak resident memory (VmHWM) after both.
+//! - `rss_mib`: the process's peak resident memory (VmHWM) after both;
+//! - `warm_ms`, `warm_cpu_ms`, `warm_log_bytes`: per delivery, over five more warm deliveries:
+//!   the wall time, the CPU time the process used (all threads), and what it printed;
+//! - `item_bytes`: the DynamoDB size of the record a delivery wrote (DynamoDB's item size
+//!   rules), which sets the write units of every write to it.
+//!
+//! After the runs, the `worker` bootstrap (`--worker BINARY`) processes the receiver's messages
+//! in batches of the template's `WorkerBatchSize`: `worker/batch_ms`, `worker/batch_cpu_ms`,
+//! `worker/batch_log_bytes` and the processed record's `worker/item_bytes`. make bench prices
+//! a million deliveries from these (infra/bench/cost.py).
 //!
 //! It also times the first and second DynamoDB GetItem of a freshly built SDK client (`tls`),
 //! which is what the receiver's init-phase warm-up takes out of the first delivery.
 //!
 //!   coldstart --runs N --out FILE.json --rust LABEL=BINARY... [--python LABEL=PYTHON,PEER_DIR]
+//!             [--worker BINARY]
 //!
 //! Needs the emulator (`infra/with-emulator.sh`); the figures are printed and written as JSON.
 
@@ -22,7 +32,7 @@ use serde_json::{json, Value};
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
-use zofhook_core::signature::{Scheme, Secret, Verifier};
+use zofhook_core::signature::{Scheme, Secret, Secrets, Verifier};
 
 const SECRET: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
 
@@ -53,9 +63,9 @@ fn usage(why: &str) -> ! {
     std::process::exit(2)
 }
 
-fn parse_args() -> (usize, PathBuf, Vec<Contender>) {
+fn parse_args() -> (usize, PathBuf, Vec<Contender>, Option<PathBuf>) {
     let mut args = std::env::args().skip(1);
-    let (mut runs, mut out, mut contenders) = (10, None, Vec::new());
+    let (mut runs, mut out, mut contenders, mut worker) = (10, None, Vec::new(), None);
     while let Some(flag) = args.next() {
         let value = args
             .next()
@@ -69,6 +79,7 @@ fn parse_args() -> (usize, PathBuf, Vec<Contender>) {
         match flag.as_str() {
             "--runs" => runs = value.parse().unwrap_or_else(|_| usage("--runs N")),
             "--out" => out = Some(PathBuf::from(&value)),
+            "--worker" => worker = Some(PathBuf::from(&value)),
             "--rust" => {
                 let (label, path) = labelled();
                 contenders.push(Contender {
@@ -95,7 +106,60 @@ fn parse_args() -> (usize, PathBuf, Vec<Contender>) {
     if contenders.is_empty() {
         usage("nothing to start");
     }
-    (runs, out.unwrap_or_else(|| usage("--out FILE")), contenders)
+    (
+        runs,
+        out.unwrap_or_else(|| usage("--out FILE")),
+        contenders,
+        worker,
+    )
+}
+
+/// CPU time the process has used so far, all its threads, in ms (`/proc/PID/task/*/schedstat`).
+fn cpu_ms(pid: Option<u32>) -> Option<f64> {
+    let tasks = std::fs::read_dir(format!("/proc/{}/task", pid?)).ok()?;
+    let mut ns = 0u64;
+    for task in tasks.flatten() {
+        let stat = std::fs::read_to_string(task.path().join("schedstat")).ok()?;
+        ns += stat.split_whitespace().next()?.parse::<u64>().ok()?;
+    }
+    Some(ns as f64 / 1e6)
+}
+
+fn log_bytes(lines: &[String]) -> usize {
+    lines.iter().map(|l| l.len() + 1).sum()
+}
+
+/// An item's size as DynamoDB bills it: attribute names plus values (strings as UTF-8, numbers
+/// about one byte per two digits plus one, maps and lists 3 bytes plus their contents, 1 byte
+/// per element).
+fn item_size(item: &HashMap<String, AttributeValue>) -> usize {
+    fn value(v: &AttributeValue) -> usize {
+        match v {
+            AttributeValue::S(s) => s.len(),
+            AttributeValue::N(n) => n.trim_start_matches('-').len().div_ceil(2) + 1,
+            AttributeValue::B(b) => b.as_ref().len(),
+            AttributeValue::Bool(_) | AttributeValue::Null(_) => 1,
+            AttributeValue::M(m) => {
+                3 + m.iter().map(|(k, v)| k.len() + value(v) + 1).sum::<usize>()
+            }
+            AttributeValue::L(l) => 3 + l.iter().map(|v| value(v) + 1).sum::<usize>(),
+            AttributeValue::Ss(s) => s.iter().map(String::len).sum(),
+            AttributeValue::Ns(n) => n.iter().map(|n| n.len().div_ceil(2) + 1).sum(),
+            _ => 0,
+        }
+    }
+    item.iter().map(|(k, v)| k.len() + value(v)).sum()
+}
+
+/// The largest item in `table` (after a run's deliveries: the records they wrote).
+async fn largest_item(client: &aws_sdk_dynamodb::Client, table: &str) -> usize {
+    let scan = client
+        .scan()
+        .table_name(table)
+        .send()
+        .await
+        .expect("Scan on the emulator");
+    scan.items().iter().map(item_size).max().unwrap_or(0)
 }
 
 /// The emulator variables plus the TLS trust settings, which the harness's cleared environment
@@ -198,9 +262,127 @@ async fn first_requests(table: &str, samples: &mut Samples) {
     }
 }
 
+/// The worker bootstrap on the receiver's messages (the records it wrote), in batches of the
+/// template's `WorkerBatchSize`, as the event source mapping delivers them.
+async fn work(
+    binary: &std::path::Path,
+    resources: &HashMap<&str, String>,
+    table: &str,
+    queue_url: &str,
+    samples: &mut Samples,
+) {
+    let template = Template::load();
+    let batch_size: usize = template
+        .parameter_attr("WorkerBatchSize", "Default")
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(10);
+    let sdk = e2e::sdk().await;
+    let sqs = aws_sdk_sqs::Client::new(&sdk);
+    // Six warm batches' worth of accepted events, recorded and queued by the receive pipeline.
+    let config = std::sync::Arc::new(zofhook_core::config::Config::default());
+    let receiver = zofhook_core::receive::Receiver::new(
+        config.clone(),
+        std::sync::Arc::new(zofhook_core::secrets::StaticSecrets::new(
+            zofhook_core::signature::Secrets::parse(SECRET, None).expect("secret"),
+        )),
+        std::sync::Arc::new(zofhook_core::ledger::dynamodb::DynamoLedger::new(
+            aws_sdk_dynamodb::Client::new(&sdk),
+            table,
+        )),
+        std::sync::Arc::new(zofhook_core::queue::sqs::SqsQueue::new(
+            sqs.clone(),
+            queue_url.to_string(),
+        )),
+        zofhook_core::system_clock(),
+    );
+    let verifier = Verifier::new(
+        config.scheme,
+        config.signature_header.clone(),
+        config.tolerance_seconds,
+    );
+    let secret = Secrets::parse(SECRET, None).expect("secret");
+    for i in 0..batch_size * 7 {
+        let body = e2e::event(&format!("evt_cold_receiver_work_{i}"), "org_bench", "run_1");
+        let headers = verifier.sign_headers(&secret.current, &body, e2e::now_s(), "");
+        let reply = receiver
+            .receive(zofhook_core::receive::Delivery {
+                method: &http::Method::POST,
+                headers: &headers,
+                body: zofhook_core::receive::Body::Raw(&body),
+            })
+            .await;
+        assert_eq!(reply.verdict, zofhook_core::receive::Verdict::Accepted);
+    }
+    let ours: Vec<String> = e2e::drain(&sqs, queue_url)
+        .await
+        .iter()
+        .filter_map(|m| m.body().map(str::to_string))
+        .filter(|b| b.contains("\"evt_cold_receiver_"))
+        .collect();
+    let mut env = template.function_env("WorkerFunction", resources, &HashMap::new());
+    env.extend(base_env());
+    let function = Function::start(binary, "worker", &env).await;
+    if function.ready().await.is_none() {
+        eprintln!(
+            "worker: never asked for an event\n{}",
+            function.logs().await.join("\n")
+        );
+        std::process::exit(1);
+    }
+    let sent = (zofhook_core::now_ms() - 60_000).to_string();
+    for (k, batch) in ours.chunks(batch_size).enumerate() {
+        let records: Vec<Value> = batch
+            .iter()
+            .enumerate()
+            .map(|(i, body)| {
+                json!({"messageId": format!("m{k}_{i}"), "receiptHandle": format!("rh{k}_{i}"),
+                       "body": body, "attributes": {"ApproximateReceiveCount": "1", "SentTimestamp": sent},
+                       "messageAttributes": {}, "eventSource": "aws:sqs", "awsRegion": e2e::REGION,
+                       "eventSourceARN": "arn:aws:sqs:us-east-1:123456789012:events"})
+            })
+            .collect();
+        let (cpu_before, logs_before) = (cpu_ms(function.pid()), function.logs().await.len());
+        let started = Instant::now();
+        let reply = function.invoke(json!({ "Records": records })).await;
+        let took = ms(started.elapsed());
+        if !reply
+            .as_ref()
+            .is_ok_and(|r| r["batchItemFailures"] == json!([]))
+        {
+            eprintln!(
+                "worker: a batch failed: {reply:?}\n{}",
+                function.logs().await.join("\n")
+            );
+            std::process::exit(1);
+        }
+        // The first batch pays the connections' set-up: only full, warm batches count.
+        if k == 0 || batch.len() < batch_size {
+            continue;
+        }
+        samples.push("worker/batch_ms".into(), took);
+        if let Some((after, before)) = cpu_ms(function.pid()).zip(cpu_before) {
+            samples.push("worker/batch_cpu_ms".into(), after - before);
+        }
+        let logs = function.logs().await;
+        samples.push(
+            "worker/batch_log_bytes".into(),
+            log_bytes(&logs[logs_before.min(logs.len())..]) as f64,
+        );
+    }
+    samples.push("worker/batch_size".into(), batch_size as f64);
+    if let Some(rss) = peak_rss_mib(function.pid()) {
+        samples.push("worker/rss_mib".into(), rss);
+    }
+    let dynamo = aws_sdk_dynamodb::Client::new(&sdk);
+    samples.push(
+        "worker/item_bytes".into(),
+        largest_item(&dynamo, table).await as f64,
+    );
+}
+
 #[tokio::main]
 async fn main() {
-    let (runs, out, contenders) = parse_args();
+    let (runs, out, contenders, worker) = parse_args();
     let sdk = e2e::sdk().await;
     let (_, table) = e2e::create_table(&sdk).await;
     let (_, peer_table) = e2e::create_table(&sdk).await;
@@ -271,10 +453,27 @@ async fn main() {
             let first = accepted(&function, &c.label, delivery(&format!("{n}_1"))).await;
             let second = accepted(&function, &c.label, delivery(&format!("{n}_2"))).await;
             let rss = peak_rss_mib(function.pid());
+            let (cpu_before, logs_before) = (cpu_ms(function.pid()), function.logs().await);
+            let warm_started = Instant::now();
+            const WARM: usize = 5;
+            for k in 0..WARM {
+                accepted(&function, &c.label, delivery(&format!("{n}_w{k}"))).await;
+            }
+            let warm = ms(warm_started.elapsed()) / WARM as f64;
+            let warm_cpu = cpu_ms(function.pid())
+                .zip(cpu_before)
+                .map(|(after, before)| (after - before) / WARM as f64);
+            let logs = function.logs().await;
+            let warm_logs = log_bytes(&logs[logs_before.len().min(logs.len())..]) / WARM;
             drop(function);
             if run == 0 {
                 continue;
             }
+            samples.push(format!("{}/warm_ms", c.label), warm);
+            if let Some(cpu) = warm_cpu {
+                samples.push(format!("{}/warm_cpu_ms", c.label), cpu);
+            }
+            samples.push(format!("{}/warm_log_bytes", c.label), warm_logs as f64);
             let l = &c.label;
             samples.push(format!("{l}/init_ms"), ms(init));
             samples.push(format!("{l}/first_ms"), first);
@@ -287,6 +486,18 @@ async fn main() {
         if run > 0 {
             first_requests(&table, &mut samples).await;
         }
+    }
+    let dynamo = aws_sdk_dynamodb::Client::new(&sdk);
+    samples.push(
+        "receiver/item_bytes".into(),
+        largest_item(&dynamo, &table).await as f64,
+    );
+    samples.push(
+        "python-powertools/item_bytes".into(),
+        largest_item(&dynamo, &peer_table).await as f64,
+    );
+    if let Some(worker) = worker {
+        work(&worker, &resources, &table, &queue_url, &mut samples).await;
     }
 
     let mut report = serde_json::Map::new();
