@@ -9,14 +9,15 @@ root=$(cd "$(dirname "$0")/.." && pwd)
 rev=${1:-HEAD}
 work=$(mktemp -d)
 pid=
-trap '[ -z "$pid" ] || { pkill -P "$pid" 2>/dev/null; kill "$pid" 2>/dev/null; }; pkill -f "$work/zof/target" 2>/dev/null; rm -rf "$work"' EXIT
+# The command runs in its own process group (cargo, then zofhook): the group is stopped at the end.
+trap '[ -z "$pid" ] || kill -- -"$pid" 2>/dev/null; rm -rf "$work"' EXIT
 git clone -q "$root" "$work/zof"
 git -C "$work/zof" checkout -q "$rev"
 # The README's first command: the first line of its first sh block, before any comment.
 command=$(awk '/^```sh/ { getline; print; exit }' "$work/zof/README.md" | sed 's/ *#.*$//')
 cd "$work/zof"
 started=$(date +%s.%N)
-bash -c "$command" >"$work/log" 2>&1 &
+setsid bash -c "$command" >"$work/log" 2>&1 &
 pid=$!
 until grep -q "listening" "$work/log" 2>/dev/null; do
   if ! kill -0 "$pid" 2>/dev/null; then
