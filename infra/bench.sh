@@ -33,15 +33,13 @@ variant() { # NAME TARGET_DIR PACKAGE [cargo args...] -- [config overrides...]
   CARGO_TARGET_DIR="$root/$dir" cargo build --release -p "$package" "${args[@]}" "${cfg[@]}" >&2
   cp "$root/$dir/release/$package" "$out/$name"
 }
-variant receiver target receiver
-variant worker target worker
+variant receiver target/bench-lambda receiver
+variant worker target/bench-lambda worker
 # Baselines: the receiver without the init-phase warm-up; both functions at opt-level 3 (what
-# was shipped before the size work) and at opt-level "z" (the smallest code).
-variant receiver-no-warm-up target receiver --features bench-no-warm-up
+# was shipped before the size work).
+variant receiver-no-warm-up target/bench-lambda receiver --features bench-no-warm-up
 variant receiver-o3 target/variant-o3 receiver -- profile.release.opt-level=3
 variant worker-o3 target/variant-o3 worker -- profile.release.opt-level=3
-variant receiver-z target/variant-z receiver -- 'profile.release.opt-level="z"'
-variant worker-z target/variant-z worker -- 'profile.release.opt-level="z"'
 cargo build -p e2e --bin coldstart
 
 echo "== package sizes" >&2
@@ -56,7 +54,6 @@ ZOFHOOK_EMULATOR_TLS=1 infra/with-emulator.sh target/debug/coldstart \
   --rust receiver="$out/receiver" \
   --rust receiver-no-warm-up="$out/receiver-no-warm-up" \
   --rust receiver-o3="$out/receiver-o3" \
-  --rust receiver-z="$out/receiver-z" \
   --python python-powertools="$root/.venv-bench/bin/python,$root/infra/bench/peer" \
   --worker "$out/worker" >&2
 

@@ -95,15 +95,15 @@ def coldstart():
     rows = [f"Medians (p90) of {runs} starts each, alternating; emulator over HTTPS on 127.0.0.1.", "",
             "| contender | init: exec → ready | first delivery | exec → first answer | second delivery | peak RSS |",
             "|---|---:|---:|---:|---:|---:|"]
-    names = {"receiver": "`receiver` (shipped, opt-level \"s\")", "receiver-no-warm-up": "`receiver` without the warm-up",
-             "receiver-o3": "`receiver` at opt-level 3 (before)", "receiver-z": "`receiver` at opt-level \"z\"",
+    names = {"receiver": "`receiver` (shipped, opt-level \"z\")", "receiver-no-warm-up": "`receiver` without the warm-up",
+             "receiver-o3": "`receiver` at opt-level 3 (before)",
              "python-powertools": "Python 3 + boto3 + Powertools idempotency"}
-    for who in ["receiver", "receiver-o3", "receiver-z", "receiver-no-warm-up", "python-powertools"]:
+    for who in ["receiver", "receiver-o3", "receiver-no-warm-up", "python-powertools"]:
         rows.append(f"| {names[who]} | {med(who + '/init_ms'):.1f} ms ({p90(who + '/init_ms'):.1f}) "
                     f"| {med(who + '/first_ms'):.1f} ms | {med(who + '/ready_to_answer_ms'):.1f} ms "
                     f"({p90(who + '/ready_to_answer_ms'):.1f}) | {med(who + '/second_ms'):.1f} ms "
                     f"| {med(who + '/rss_mib'):.1f} MiB |")
-    r, o3, z, p = (med(f"{w}/init_ms") for w in ["receiver", "receiver-o3", "receiver-z", "python-powertools"])
+    r, o3, p = (med(f"{w}/init_ms") for w in ["receiver", "receiver-o3", "python-powertools"])
     ra, pa = med("receiver/ready_to_answer_ms"), med("python-powertools/ready_to_answer_ms")
     rm, pm = med("receiver/rss_mib"), med("python-powertools/rss_mib")
     t1, t2 = med("tls_first_ms"), med("tls_second_ms")
@@ -113,9 +113,9 @@ def coldstart():
     rows += ["",
              f"- Init: the Python peer takes **{p / r:.1f}×** as long as `receiver` ({p:.1f} vs {r:.1f} ms); "
              f"exec to first answer **{pa / ra:.1f}×** ({pa:.1f} vs {ra:.1f} ms); peak memory {pm / rm:.1f}×.",
-             f"- Opt-level \"s\" (shipped) against 3 (before): init {o3:.1f} → {r:.1f} ms "
-             f"({r - o3:+.1f} ms; target: no more than 2 ms slower: {mark(r - o3 <= 2.0)}); "
-             f"\"z\": {z:.1f} ms ({z - o3:+.1f} ms). Warm delivery {med('receiver-o3/warm_ms'):.2f} → "
+             f"- Opt-level \"z\" (shipped) against 3 (before): init {o3:.1f} → {r:.1f} ms "
+             f"({r - o3:+.1f} ms; target: no more than 2 ms slower: {mark(r - o3 <= 2.0)}). "
+             f"Warm delivery {med('receiver-o3/warm_ms'):.2f} → "
              f"{med('receiver/warm_ms'):.2f} ms, CPU per delivery {med('receiver-o3/warm_cpu_ms'):.2f} → "
              f"{med('receiver/warm_cpu_ms'):.2f} ms.",
              f"- Warm-up: the first delivery takes {r_first:.1f} ms with it and {w_first:.1f} ms without "
@@ -135,16 +135,15 @@ def sizes():
     peer = s["python-powertools"]["zip_bytes"]
     rows = ["| package | bootstrap | zipped | zipped ÷ Python peer | target ≤ 4 MB zipped |",
             "|---|---:|---:|---:|---|"]
-    for who, label in [("receiver", "`receiver` (shipped: opt-level \"s\")"), ("worker", "`worker` (shipped)"),
+    for who, label in [("receiver", "`receiver` (shipped: opt-level \"z\")"), ("worker", "`worker` (shipped)"),
                        ("receiver-o3", "`receiver` at opt-level 3 (before)"), ("worker-o3", "`worker` at opt-level 3 (before)"),
-                       ("receiver-z", "`receiver` at opt-level \"z\""), ("worker-z", "`worker` at opt-level \"z\""),
                        ("python-powertools", "Python peer (handler + Powertools + deps; boto3 is in the runtime)")]:
         target = mark(s[who]["zip_bytes"] <= 4e6) if who in ("receiver", "worker") else ""
         rows.append(f"| {label} | {mb(s[who]['bytes'])} | {mb(s[who]['zip_bytes'])} | "
                     f"{s[who]['zip_bytes'] / peer:.1f}× | {target} |")
     for f in ["receiver", "worker"]:
         before, after = s[f"{f}-o3"]["zip_bytes"], s[f]["zip_bytes"]
-        rows.append(f"\n`{f}`: opt-level \"s\" saves {mb(before - after)} zipped ({after / before:.2f}× of opt-level 3).")
+        rows.append(f"\n`{f}`: opt-level \"z\" saves {mb(before - after)} zipped ({after / before:.2f}× of opt-level 3).")
     return rows
 
 

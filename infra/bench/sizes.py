@@ -25,7 +25,7 @@ def zipped(files):
 
 
 sizes = {}
-for binary in ["receiver", "worker", "receiver-o3", "worker-o3", "receiver-z", "worker-z"]:
+for binary in ["receiver", "worker", "receiver-o3", "worker-o3"]:
     path = bench / binary
     sizes[binary] = {"bytes": path.stat().st_size, "zip_bytes": zipped([("bootstrap", path)])}
 

@@ -318,25 +318,33 @@ impl Receiver {
             body: std::str::from_utf8(body).ok().map(str::to_string),
             replays: 0,
         };
-        // The put and the send go out together: an accepted delivery costs two sequential
-        // round trips (these, then the `enqueued` mark) and a duplicate one. A send whose put
-        // was refused leaves a stray message; the worker drops it (another body under the id)
-        // or finds the event already handled (the same body), and never takes a message
+        // On SQS the put and the send go out together: an accepted delivery costs two
+        // sequential round trips (these, then the `enqueued` mark) and a duplicate one. A send
+        // whose put was refused leaves a stray message; the worker drops it (another body under
+        // the id) or finds the event already handled (the same body), and never takes a message
         // younger than a receive lease for an orphan, since its record may still be on its way.
-        let (begun, sent) = tokio::join!(
-            self.begin(&record, now_ms),
-            self.bounded_queue(self.queue.send(id, body))
-        );
+        // A local queue sends once the record is ours: its send is a write, and a duplicate
+        // must not wait for the writer.
+        let send = || self.bounded_queue(self.queue.send(id, body));
+        let (begun, sent) = if self.queue.overlaps_put() {
+            let (begun, sent) = tokio::join!(self.begin(&record, now_ms), send());
+            (begun, Some(sent))
+        } else {
+            (self.begin(&record, now_ms).await, None)
+        };
         match begun {
-            Err(e) => Reply::unavailable(&e.to_string(), Some(id)),
+            Err(e) => return Reply::unavailable(&e.to_string(), Some(id)),
             // An earlier attempt of our own put landed, and the retry found our record: still
             // held by us, or already claimed by a worker (our send went out with the put).
-            Ok(Begin::Exists(old)) if old.delivery_token.as_deref() == Some(token.as_str()) => {
-                self.enqueued(id, &token, sent).await
-            }
-            Ok(Begin::Exists(old)) => self.existing(&record, &old, now_ms),
-            Ok(Begin::Started) => self.enqueued(id, &token, sent).await,
+            Ok(Begin::Exists(old)) if old.delivery_token.as_deref() == Some(token.as_str()) => {}
+            Ok(Begin::Exists(old)) => return self.existing(&record, &old, now_ms),
+            Ok(Begin::Started) => {}
         }
+        let sent = match sent {
+            Some(sent) => sent,
+            None => send().await,
+        };
+        self.enqueued(id, &token, sent).await
     }
 
     /// The conditional put; an error after which the put may have landed (an attempt that timed

@@ -40,6 +40,13 @@ pub enum QueueError {
 pub trait Queue: Send + Sync {
     /// Sends one event; `Ok` only once the queue has durably accepted it.
     async fn send(&self, id: &str, body: &[u8]) -> Result<(), QueueError>;
+
+    /// Whether the receiver sends while it records (true: a send is a network round trip, worth
+    /// overlapping with the ledger's put; SQS) or only once the put has made the record its own
+    /// (false: a local queue, whose send is a write like the put, so a duplicate writes nothing).
+    fn overlaps_put(&self) -> bool {
+        false
+    }
 }
 
 /// A message taken from the queue, invisible to other consumers until acknowledged or its

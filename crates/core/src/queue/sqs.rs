@@ -46,6 +46,10 @@ impl SqsQueue {
 
 #[async_trait]
 impl Queue for SqsQueue {
+    fn overlaps_put(&self) -> bool {
+        true
+    }
+
     async fn send(&self, _id: &str, body: &[u8]) -> Result<(), QueueError> {
         // The receiver only enqueues verified JSON, which is UTF-8.
         let body = std::str::from_utf8(body)

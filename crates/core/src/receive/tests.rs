@@ -635,3 +635,42 @@ async fn concurrent_deliveries_of_one_id_accept_once() {
     }
     assert_eq!(processed, 1);
 }
+
+/// On the embedded store the send waits for the put (both are local writes): a duplicate is
+/// answered from a read connection and writes nothing, not even a message.
+#[cfg(feature = "sqlite")]
+#[tokio::test]
+async fn on_the_embedded_store_a_duplicate_writes_nothing() {
+    use crate::queue::Inbox;
+    let dir = tempfile::tempdir().unwrap();
+    let db = crate::sqlite::Db::open(dir.path()).unwrap();
+    let config = Arc::new(Config::default());
+    let clock: crate::Clock = Arc::new(|| T0);
+    let queue = Arc::new(crate::queue::sqlite::SqliteQueue::new(
+        db.clone(),
+        config.processing_lease,
+        config.max_receive_count,
+        config.backoff(),
+        clock.clone(),
+    ));
+    let mut r = rig();
+    r.receiver = Receiver::new(
+        config,
+        Arc::new(StaticSecrets::new(Secrets::parse(SECRET, None).unwrap())),
+        Arc::new(crate::ledger::sqlite::SqliteLedger::new(db.clone())),
+        queue.clone(),
+        clock,
+    );
+    let body = event("evt_local", "run.completed", "org_a");
+    assert_eq!(r.send(&body).await.verdict, Verdict::Accepted);
+    let commits = db.commits();
+    for _ in 0..3 {
+        assert_eq!(r.send(&body).await.verdict, Verdict::Duplicate);
+    }
+    assert_eq!(db.commits(), commits, "a duplicate wrote");
+    let mut other = body.clone();
+    other.extend_from_slice(b" ");
+    assert_eq!(r.send(&other).await.verdict, Verdict::Conflict);
+    assert_eq!(db.commits(), commits, "a conflict wrote");
+    assert_eq!(queue.receive(10).await.unwrap().len(), 1);
+}
