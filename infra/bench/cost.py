@@ -130,8 +130,12 @@ def table(who, title, receiver_memory, worker_memory):
 
 receiver_memory, worker_memory = template_default("ReceiverMemorySize"), template_default("WorkerMemorySize")
 ours, our_totals = table("receiver", "zof-webhooks", receiver_memory, worker_memory)
-peer, peer_totals = table("python-powertools", "Python 3 + boto3 + Powertools idempotency (receiver; the "
-                          "worker half is ours: Powertools has no worker to compare)", 256, worker_memory)
+# The peer at the memory the same model finds cheapest for it.
+peer_memory = cheapest(med("python-powertools/warm_ms"), med("python-powertools/warm_cpu_ms"),
+                       med("python-powertools/rss_mib"), 1)
+peer, peer_totals = table("python-powertools", "Python 3 + boto3 + Powertools idempotency (receiver, at the "
+                          "memory the model finds cheapest for it; the worker half is ours: Powertools has "
+                          "no worker to compare)", peer_memory, worker_memory)
 
 choice = ["| memory | receiver: billed ms | receiver $/1 M | worker: billed ms per batch | worker $/1 M |",
           "|---:|---:|---:|---:|---:|"]
@@ -148,14 +152,21 @@ print("\n".join([
     f"SQS. Measured in this run: warm durations and CPU time (receiver {med('receiver/warm_ms'):.1f} ms "
     f"wall, {med('receiver/warm_cpu_ms'):.2f} ms CPU per delivery; worker {med('worker/batch_ms'):.1f} ms "
     f"wall, {med('worker/batch_cpu_ms'):.2f} ms CPU per batch), log bytes, item sizes. The emulator "
-    f"answers in a few ms, about what DynamoDB and SQS take from inside a region. Assumed: "
+    f"(one Python process, over TLS) answers a call in about {med('tls_second_ms'):.0f} ms, slower than "
+    f"DynamoDB or SQS from inside a region, so the Lambda durations here are upper bounds, for both "
+    f"contenders alike. The peer logs nothing of its own: its log bytes are Lambda's lines. Assumed: "
     f"{PLATFORM_LOG_BYTES} B of Lambda platform log lines per invocation; one Secrets Manager call per "
     f"{1 / SECRET_CALLS_PER_DELIVERY:,.0f} deliveries. Not per delivery, so not here: $0.40 a month per "
     f"secret, the alarms and the dashboard's custom metrics, the SQS pollers' empty receives.", "",
     *ours, "", *peer, "",
     f"Per million accepted deliveries, zof-webhooks costs **{our_totals['HttpApi'] / peer_totals['HttpApi']:.2f}×** "
     f"the peer behind an HTTP API ({our_totals['RestApi'] / peer_totals['RestApi']:.2f}× behind a REST API, "
-    f"{our_totals['FunctionUrl'] / peer_totals['FunctionUrl']:.2f}× behind a function URL).", "",
+    f"{our_totals['FunctionUrl'] / peer_totals['FunctionUrl']:.2f}× behind a function URL). The difference is "
+    f"the time index (`by_day`, for `events list`, replay and the console): it projects `status`, so each of "
+    f"the 4 writes writes the index too. A keys-only index would be written by the put alone: "
+    f"{8 - 3} WRU, **${(our_totals['HttpApi'] - 3 * PRICES['ddb_wru']) * 1e6:,.2f}** behind an HTTP API, "
+    f"{(our_totals['HttpApi'] - 3 * PRICES['ddb_wru']) / peer_totals['HttpApi']:.2f}× the peer (not done: "
+    f"see BENCHMARKS.md).", "",
     "Memory (`ReceiverMemorySize`, `WorkerMemorySize`): the same model at each size; peak RSS "
     f"{med('receiver/rss_mib'):.0f} MiB (receiver), {med('worker/rss_mib'):.0f} MiB (worker), and a "
     "size must leave half of itself free:", "",
