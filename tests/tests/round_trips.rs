@@ -22,6 +22,8 @@ const SECRET: &str = "whsec_dGVzdHNlY3JldHRlc3RzZWNyZXQ=";
 struct Rig {
     proxy: FaultProxy,
     receiver: Receiver,
+    /// Another process on the same table and queue (another Lambda environment).
+    elsewhere: Receiver,
     processor: Processor,
     sqs: aws_sdk_sqs::Client,
     queue_url: String,
@@ -60,14 +62,20 @@ async fn rig() -> Rig {
         aws_sdk_dynamodb::Client::new(&aws),
         table,
     ));
-    let queue = SqsQueue::new(aws_sdk_sqs::Client::new(&aws), queue_url.clone());
-    let receiver = Receiver::new(
-        Arc::new(config.clone()),
-        Arc::new(StaticSecrets::new(Secrets::parse(SECRET, None).unwrap())),
-        ledger.clone(),
-        Arc::new(queue),
-        zofhook_core::system_clock(),
-    );
+    let queue = Arc::new(SqsQueue::new(
+        aws_sdk_sqs::Client::new(&aws),
+        queue_url.clone(),
+    ));
+    let receiver = || {
+        Receiver::new(
+            Arc::new(config.clone()),
+            Arc::new(StaticSecrets::new(Secrets::parse(SECRET, None).unwrap())),
+            ledger.clone(),
+            queue.clone(),
+            zofhook_core::system_clock(),
+        )
+    };
+    let (receiver, elsewhere) = (receiver(), receiver());
     let processor = Processor::new(
         &config,
         ledger,
@@ -77,6 +85,7 @@ async fn rig() -> Rig {
     Rig {
         proxy,
         receiver,
+        elsewhere,
         processor,
         sqs,
         queue_url,
@@ -84,8 +93,9 @@ async fn rig() -> Rig {
 }
 
 impl Rig {
-    /// One delivery, with the put's answer held until the send arrives: its verdict and calls.
-    async fn deliver(&self, body: &[u8]) -> (Verdict, Vec<Call>) {
+    /// One delivery to `receiver`, the put's answer held until a send arrives (for at most 3 s):
+    /// its verdict and calls.
+    async fn deliver_to(&self, receiver: &Receiver, body: &[u8]) -> (Verdict, Vec<Call>) {
         self.proxy.rule(Rule {
             operation: "PutItem",
             body_contains: None,
@@ -98,8 +108,7 @@ impl Rig {
             http::HeaderName::from_bytes(name.as_bytes()).unwrap(),
             value.parse().unwrap(),
         );
-        let reply = self
-            .receiver
+        let reply = receiver
             .receive(Delivery {
                 method: &http::Method::POST,
                 headers: &headers,
@@ -129,7 +138,7 @@ async fn an_accepted_delivery_is_two_round_trips_and_a_duplicate_one() {
     let rig = rig().await;
     let body = event("evt_trips", "org_a", "run_1");
 
-    let (verdict, accepted) = rig.deliver(&body).await;
+    let (verdict, accepted) = rig.deliver_to(&rig.receiver, &body).await;
     let calls = &accepted;
     assert_eq!(verdict, Verdict::Accepted);
     // The conditional put and the send, together; then the `enqueued` mark.
@@ -141,14 +150,20 @@ async fn an_accepted_delivery_is_two_round_trips_and_a_duplicate_one() {
     assert_eq!(sequential_round_trips(calls), 2, "{calls:#?}");
     assert!(calls[2..].iter().all(|c| c.operation == "UpdateItem"));
 
-    let (verdict, calls) = rig.deliver(&body).await;
+    // A duplicate to the process that began the id: the refused put alone (its old item
+    // returned), 1 round trip. (The proxy holds the put for a send that never comes: 3 s.)
+    let (verdict, calls) = rig.deliver_to(&rig.receiver, &body).await;
     assert_eq!(verdict, Verdict::Duplicate);
-    // One round trip: the refused put (its old item returned) and the send beside it.
+    assert_eq!(operations(&calls), ["PutItem"], "{calls:#?}");
+    assert_eq!(sequential_round_trips(&calls), 1, "{calls:#?}");
+    // To another process: the refused put and the send beside it, still 1 round trip.
+    let (verdict, calls) = rig.deliver_to(&rig.elsewhere, &body).await;
+    assert_eq!(verdict, Verdict::Duplicate);
     assert_eq!(operations(&calls), ["PutItem", "SendMessage"], "{calls:#?}");
     assert_eq!(sequential_round_trips(&calls), 1, "{calls:#?}");
 
-    // The worker: both messages. The first claims and records the outcome; the duplicate's
-    // copy finds the event processed.
+    // The worker: both messages. The first claims and records the outcome; the other
+    // process's copy finds the event processed.
     let messages = e2e::drain(&rig.sqs, &rig.queue_url).await;
     assert_eq!(messages.len(), 2);
     let mut handled = Vec::new();

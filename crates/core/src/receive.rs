@@ -179,6 +179,37 @@ pub struct Receiver {
     ledger: Arc<dyn Ledger>,
     queue: Arc<dyn Queue>,
     clock: Clock,
+    seen: Seen,
+}
+
+/// Ids this process began recording lately (within a receive lease). A repeat of one of them
+/// (a retry after `in_progress`, a duplicate) is likely refused: it puts first and sends only
+/// if the record became its own, so a storm of retries does not become a storm of stray
+/// messages. Losing an entry costs nothing but one send beside a refused put.
+struct Seen {
+    ids: std::sync::Mutex<std::collections::HashMap<String, i64>>,
+}
+
+/// Most ids [`Seen`] keeps; past it, the oldest half is forgotten.
+const SEEN_MAX: usize = 4096;
+
+impl Seen {
+    /// Whether `id` was begun here within `window_ms` of `now_ms`; records it as begun now.
+    fn check_and_mark(&self, id: &str, now_ms: i64, window_ms: i64) -> bool {
+        let Ok(mut ids) = self.ids.lock() else {
+            return false;
+        };
+        let seen = ids
+            .insert(id.to_string(), now_ms)
+            .is_some_and(|at| now_ms.saturating_sub(at) < window_ms);
+        if ids.len() > SEEN_MAX {
+            let mut ages: Vec<i64> = ids.values().copied().collect();
+            ages.sort_unstable();
+            let cut = ages[ages.len() / 2];
+            ids.retain(|_, at| *at >= cut);
+        }
+        seen
+    }
 }
 
 impl Receiver {
@@ -202,6 +233,9 @@ impl Receiver {
             ledger,
             queue,
             clock,
+            seen: Seen {
+                ids: std::sync::Mutex::new(std::collections::HashMap::new()),
+            },
         }
     }
 
@@ -324,9 +358,13 @@ impl Receiver {
         // the id) or finds the event already handled (the same body), and never takes a message
         // younger than a receive lease for an orphan, since its record may still be on its way.
         // A local queue sends once the record is ours: its send is a write, and a duplicate
-        // must not wait for the writer.
+        // must not wait for the writer. An id this process began lately puts first too (see
+        // `Seen`).
         let send = || self.bounded_queue(self.queue.send(id, body));
-        let (begun, sent) = if self.queue.overlaps_put() {
+        let repeat = self
+            .seen
+            .check_and_mark(id, now_ms, millis(self.config.receive_lease));
+        let (begun, sent) = if self.queue.overlaps_put() && !repeat {
             let (begun, sent) = tokio::join!(self.begin(&record, now_ms), send());
             (begun, Some(sent))
         } else {

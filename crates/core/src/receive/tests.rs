@@ -122,7 +122,26 @@ async fn duplicate_of_recorded_event_is_duplicate_and_unchanged() {
     let reply = r.send(&body).await;
     assert_reply(&reply, 200, json!({"status": "duplicate", "id": "evt_1"}));
     assert_eq!(r.ledger.get("evt_1").await.unwrap(), before);
-    // Sent alongside the refused put: a copy of the same event, which the worker finds handled.
+    // This process began the id lately: the repeat put first, and sent nothing.
+    assert_eq!(r.queue.sent().len(), 1);
+    // Another process (another Lambda environment) sends beside its refused put: a copy of the
+    // same event, which the worker finds handled.
+    let elsewhere = Receiver::new(
+        r.config.clone(),
+        Arc::new(StaticSecrets::new(Secrets::parse(SECRET, None).unwrap())),
+        r.ledger.clone(),
+        r.queue.clone(),
+        Arc::new(|| T0),
+    );
+    let reply = elsewhere
+        .receive(Delivery {
+            method: &Method::POST,
+            headers: &r.signed(&body),
+            body: Body::Raw(&body),
+        })
+        .await;
+    assert_eq!(reply.verdict, Verdict::Duplicate);
+    assert_eq!(r.ledger.get("evt_1").await.unwrap(), before);
     assert_eq!(r.queue.sent(), vec![("evt_1".to_string(), body.clone()); 2]);
 }
 
@@ -373,8 +392,9 @@ async fn same_id_different_body_is_409_and_unchanged() {
     let reply = r.send(&event("evt_1", "run.completed", "org_other")).await;
     assert_reply(&reply, 409, json!({"error": "conflict", "id": "evt_1"}));
     assert_eq!(r.ledger.get("evt_1").await.unwrap(), before);
-    // Its message went out with the refused put; the worker drops it (another body).
-    assert_eq!(r.queue.sent().len(), 2);
+    // The id was begun here lately: put first, nothing sent. (From another process its message
+    // would go out with the refused put, and the worker would drop it: another body.)
+    assert_eq!(r.queue.sent().len(), 1);
 }
 
 #[tokio::test]
@@ -616,9 +636,10 @@ async fn concurrent_deliveries_of_one_id_accept_once() {
         }
     }
     assert_eq!(accepted, 1);
-    // Every delivery sent alongside its put; the worker processes the event once.
+    // The first sent beside its put; the repeats of an id this process began put first, so
+    // the storm leaves one message, and the worker processes the event once.
     let sent = r.queue.sent();
-    assert_eq!(sent.len(), 50);
+    assert_eq!(sent.len(), 1);
     let processor = crate::process::Processor::new(
         &Config::default(),
         r.ledger.clone(),
