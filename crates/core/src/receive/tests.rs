@@ -695,3 +695,21 @@ async fn on_the_embedded_store_a_duplicate_writes_nothing() {
     assert_eq!(db.commits(), commits, "a conflict wrote");
     assert_eq!(queue.receive(10).await.unwrap().len(), 1);
 }
+
+#[test]
+fn seen_ids_last_a_receive_lease_and_stay_bounded() {
+    let seen = Seen {
+        ids: std::sync::Mutex::new(HashMap::new()),
+    };
+    assert!(!seen.check_and_mark("evt_a", T0, 30_000));
+    assert!(seen.check_and_mark("evt_a", T0 + 29_999, 30_000));
+    // Marked again at T0 + 29,999: a lease after that, it is forgotten.
+    assert!(!seen.check_and_mark("evt_a", T0 + 60_000, 30_000));
+    for n in 0..(SEEN_MAX * 3) {
+        seen.check_and_mark(&format!("evt_{n}"), T0 + n as i64, 30_000);
+    }
+    let len = seen.ids.lock().unwrap().len();
+    assert!(len <= SEEN_MAX, "{len}");
+    // The newest are kept.
+    assert!(seen.check_and_mark(&format!("evt_{}", SEEN_MAX * 3 - 1), T0 + 20_000, 30_000));
+}
