@@ -99,11 +99,13 @@ type Answer = Box<dyn FnOnce(Result<(), String>) + Send>;
 
 #[derive(Clone)]
 pub struct Db {
-    // Field order matters: the last handle drops its sender first, which ends the writer's
-    // loop, and then `_writer`, which waits for the writer to close the database.
+    // Field order matters: the last handle closes the read connections first, then drops its
+    // sender, which ends the writer's loop, and then `_writer`, which waits for the writer to
+    // close the database. The writer's connection must be the last one open: only the last
+    // connection's close checkpoints the WAL into the database file and deletes it.
+    readers: Arc<Readers>,
     jobs: mpsc::Sender<Job>,
     commits: Arc<AtomicU64>,
-    readers: Arc<Readers>,
     _writer: Arc<Writer>,
 }
 
@@ -179,12 +181,12 @@ impl Db {
                 source: rusqlite::Error::ToSqlConversionFailure(Box::new(e)),
             })?;
         Ok(Db {
-            jobs,
-            commits,
             readers: Arc::new(Readers {
                 path,
                 idle: Mutex::new(Vec::new()),
             }),
+            jobs,
+            commits,
             _writer: Arc::new(Writer(Some(thread))),
         })
     }
@@ -410,6 +412,11 @@ mod tests {
             .transaction(insert("evt_kept_2".into()))
             .await
             .unwrap();
+        // With read connections open in the pool too: they close before the writer.
+        let found = other
+            .read(|conn| conn.query_row("SELECT COUNT(*) FROM events", [], |r| r.get::<_, i64>(0)))
+            .unwrap();
+        assert_eq!(found, 2);
         drop(other);
         // A clean close checkpoints the WAL into the database file and deletes it, so a
         // read-only data dir later still has a complete database file.
