@@ -330,7 +330,7 @@ pub async fn exercise(ledger: &dyn Ledger, prefix: &str) {
     unique.dedup();
     assert_eq!(unique.len(), seen.len(), "a record listed twice: {seen:?}");
     let mine: Vec<&String> = seen.iter().filter(|i| i.starts_with(prefix)).collect();
-    assert_eq!(mine.len(), 6, "{seen:?}");
+    assert_eq!(mine.len(), 7, "{seen:?}");
     let failed_only = Selection {
         statuses: vec![Status::Failed],
         ..around.clone()

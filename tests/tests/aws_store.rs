@@ -277,11 +277,14 @@ async fn fifty_concurrent_deliveries_of_one_id_accept_exactly_once() {
         Status::Enqueued
     );
     // The first sent beside its put; the others, repeats of an id this receiver began, put
-    // first and sent nothing. The worker processes the event once.
+    // first and send only if their put won (when it landed before the first one's): one or
+    // two messages, never one per delivery. The worker processes the event once.
     let messages = e2e::drain(&sqs, &url).await;
-    assert_eq!(messages.len(), 1);
-    assert_eq!(messages[0].body().unwrap().as_bytes(), body.as_slice());
-    assert_eq!(process_all(&l, &messages).await, (1, 0));
+    assert!((1..=2).contains(&messages.len()), "{}", messages.len());
+    assert!(messages
+        .iter()
+        .all(|m| m.body().unwrap().as_bytes() == body.as_slice()));
+    assert_eq!(process_all(&l, &messages).await, (1, messages.len() - 1));
 }
 
 #[tokio::test]
