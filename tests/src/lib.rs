@@ -419,3 +419,28 @@ pub fn wait_processed(
         std::thread::sleep(std::time::Duration::from_millis(200));
     }
 }
+
+/// A `failed` record of `body` (org `org_a`, one attempt, no lease), as a worker that gave up
+/// leaves it: what a dead-lettered or replayable event looks like in the ledger.
+pub fn failed_record(id: &str, body: &str, run: &str, error: &str) -> zofhook_core::ledger::Record {
+    let now = zofhook_core::now_ms();
+    zofhook_core::ledger::Record {
+        id: id.into(),
+        status: zofhook_core::ledger::Status::Failed,
+        kind: "run.completed".into(),
+        body_sha256: zofhook_core::event::body_sha256(body.as_bytes()),
+        organization_id: Some("org_a".into()),
+        run_id: Some(run.into()),
+        received_at: zofhook_core::rfc3339(now),
+        lease_until: 0,
+        lease_token: None,
+        delivery_token: None,
+        attempts: 1,
+        outcome: None,
+        error: Some(error.into()),
+        processed_at: None,
+        expires_at: now / 1000 + 3600,
+        body: Some(body.to_string()),
+        replays: 0,
+    }
+}

@@ -529,26 +529,10 @@ async fn aws_mode_runs_the_same_pipeline_on_dynamodb_and_sqs() {
     // A dead-lettered event (its record `failed`, its message in the DLQ), redriven with
     // `zofhook --aws redrive`, is processed too.
     let dead = String::from_utf8(event("evt_aws_dead", "org_a", "run_2")).unwrap();
-    let now = zofhook_core::now_ms();
-    let failed = zofhook_core::ledger::Record {
-        id: "evt_aws_dead".into(),
-        status: zofhook_core::ledger::Status::Failed,
-        kind: "run.completed".into(),
-        body_sha256: zofhook_core::event::body_sha256(dead.as_bytes()),
-        organization_id: Some("org_a".into()),
-        run_id: Some("run_2".into()),
-        received_at: zofhook_core::rfc3339(now),
-        lease_until: 0,
-        lease_token: Some("worker".into()),
-        delivery_token: Some("delivery".into()),
-        attempts: 10,
-        outcome: None,
-        error: Some("sink down".into()),
-        processed_at: None,
-        expires_at: now / 1000 + 3600,
-        body: Some(dead.clone()),
-        replays: 0,
-    };
+    let mut failed = e2e::failed_record("evt_aws_dead", &dead, "run_2", "sink down");
+    failed.attempts = 10;
+    failed.lease_token = Some("worker".into());
+    failed.delivery_token = Some("delivery".into());
     aws_sdk_dynamodb::Client::new(&sdk)
         .put_item()
         .table_name(&table)

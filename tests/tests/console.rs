@@ -510,25 +510,7 @@ async fn zofhook_aws_console_lists_replays_and_redrives_against_the_emulator() {
     let ledger = zofhook_core::ledger::dynamodb::DynamoLedger::new(client, table.clone());
     let body = String::from_utf8(e2e::event("evt_aws_console", "org_a", "run_1")).unwrap();
     let now = zofhook_core::now_ms();
-    let record = zofhook_core::ledger::Record {
-        id: "evt_aws_console".into(),
-        status: zofhook_core::ledger::Status::Failed,
-        kind: "run.completed".into(),
-        body_sha256: zofhook_core::event::body_sha256(body.as_bytes()),
-        organization_id: Some("org_a".into()),
-        run_id: Some("run_1".into()),
-        received_at: zofhook_core::rfc3339(now),
-        lease_until: 0,
-        lease_token: None,
-        delivery_token: None,
-        attempts: 1,
-        outcome: None,
-        error: Some("down".into()),
-        processed_at: None,
-        expires_at: now / 1000 + 3600,
-        body: Some(body.clone()),
-        replays: 0,
-    };
+    let record = e2e::failed_record("evt_aws_console", &body, "run_1", "down");
     ledger.begin(&record, now).await.unwrap();
     let port = free_port();
     let listen = format!("127.0.0.1:{port}");
