@@ -10,6 +10,7 @@ pub mod ledger;
 pub mod logging;
 pub mod metrics;
 pub mod process;
+pub mod protocol;
 pub mod queue;
 pub mod receive;
 pub mod replay;

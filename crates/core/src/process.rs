@@ -3,7 +3,9 @@
 
 use crate::downstream::Downstream;
 use crate::event::{self, Envelope};
-use crate::ledger::{Claim, Ledger, LedgerError, Record, Status};
+use crate::ledger::{Ledger, LedgerError, Record};
+pub use crate::protocol::Handled;
+use crate::protocol::{may_create, WorkCall, WorkInput, Working};
 use crate::{rfc3339, Clock};
 use std::future::Future;
 use std::sync::Arc;
@@ -12,39 +14,6 @@ use std::time::{Duration, Instant};
 /// How much longer than its invocation a worker Lambda's claim lasts: time to record the
 /// outcome after the work, never enough to keep a dead invocation's event waiting long.
 pub const CLAIM_MARGIN: Duration = Duration::from_secs(5);
-
-/// What to do with the message.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Handled {
-    /// Processed now: acknowledge.
-    Processed,
-    /// Already processed (a duplicate message): acknowledge.
-    AlreadyProcessed,
-    /// A conflicting delivery's message (its id is recorded with another body): acknowledge,
-    /// never process.
-    Dropped,
-    /// Not done: report a batch-item failure so the queue retries (then dead-letters) it.
-    Retry(String),
-    /// Not yet: no record, and the message is younger than a receive lease (its delivery may
-    /// still be recording it). Retried like [`Handled::Retry`], but nothing failed.
-    NotYet,
-}
-
-impl Handled {
-    pub fn acknowledged(&self) -> bool {
-        !matches!(self, Handled::Retry(_) | Handled::NotYet)
-    }
-
-    pub fn as_str(&self) -> &'static str {
-        match self {
-            Handled::Processed => "processed",
-            Handled::AlreadyProcessed => "already_processed",
-            Handled::Dropped => "dropped",
-            Handled::Retry(_) => "retry",
-            Handled::NotYet => "not_yet",
-        }
-    }
-}
 
 /// The process pipeline, built once per process.
 pub struct Processor {
@@ -142,109 +111,68 @@ impl Processor {
         work_limit: Duration,
     ) -> Handled {
         let now_ms = (self.clock)();
-        let receive_lease_ms = i64::try_from(self.receive_lease.as_millis()).unwrap_or(i64::MAX);
-        let create = sent_at_ms.is_none_or(|sent| now_ms.saturating_sub(sent) >= receive_lease_ms);
+        let create = may_create(sent_at_ms, now_ms, millis(self.receive_lease));
         let token = uuid::Uuid::new_v4().to_string();
-        let lease_ms = i64::try_from(lease.as_millis()).unwrap_or(i64::MAX);
-        let claim = Record {
-            id: envelope.id.clone(),
-            status: Status::Processing,
-            kind: envelope.kind.clone(),
-            body_sha256: event::body_sha256(message),
-            organization_id: envelope.organization_id.clone(),
-            run_id: envelope.run_id.clone(),
-            received_at: rfc3339(now_ms),
-            lease_until: now_ms.saturating_add(lease_ms),
-            lease_token: Some(token.clone()),
-            delivery_token: None,
-            attempts: 0,
-            outcome: None,
-            error: None,
-            processed_at: None,
-            expires_at: now_ms / 1000 + self.retention_seconds,
-            // A record the claim creates (its own was rolled back or expired) keeps the body too.
-            body: std::str::from_utf8(message).ok().map(str::to_string),
-            replays: 0,
-        };
-        let claimed = match self
-            .bounded(self.ledger.claim(&claim, create, now_ms))
-            .await
-        {
-            // The claim may have landed before the error: read what the store holds.
-            Err(e) => match self.bounded(self.ledger.get(&envelope.id)).await {
-                Ok(Some(stored)) if holds(&stored, &token, Status::Processing) => {
-                    Ok(Claim::Claimed(stored))
-                }
-                _ => Err(e),
-            },
-            claimed => claimed,
-        };
-        let record = match claimed {
-            Ok(Claim::Claimed(record)) => record,
-            // An earlier attempt of our own claim landed, and the retry found our lease.
-            Ok(Claim::Busy(old)) if holds(&old, &token, Status::Processing) => old,
-            Ok(Claim::Processed(_)) => return Handled::AlreadyProcessed,
-            Ok(Claim::Busy(_)) => return Handled::Retry("another worker holds the event".into()),
-            Ok(Claim::Absent) => return Handled::NotYet,
-            Ok(Claim::Foreign(_)) => {
-                tracing::warn!(
-                    event_id = %envelope.id,
-                    "the id is recorded with another body: a conflicting delivery's message, dropped"
-                );
-                return Handled::Dropped;
-            }
-            Err(e) => return Handled::Retry(e.to_string()),
-        };
-        // Never work past our own lease: after it, another worker may take the event over.
-        let delivered =
-            tokio::time::timeout(work_limit, self.downstream.deliver(envelope, &record))
-                .await
-                .unwrap_or_else(|_| {
-                    Err(crate::downstream::DownstreamError::retryable(
-                        "downstream work outlived the processing lease",
-                    ))
-                });
-        match delivered {
-            Ok(outcome) => {
-                let at = rfc3339((self.clock)());
-                match self
-                    .bounded(self.ledger.finish(&envelope.id, &token, &outcome, &at))
-                    .await
-                {
-                    Ok(true) => Handled::Processed,
-                    Ok(false) => {
-                        tracing::warn!(event_id = %envelope.id, "lease lost before the outcome was recorded");
-                        Handled::Processed
-                    }
-                    // The write may have landed before the error: only our own `processed`
-                    // record lets the message go.
-                    Err(e) => match self.bounded(self.ledger.get(&envelope.id)).await {
-                        Ok(Some(stored)) if holds(&stored, &token, Status::Processed) => {
-                            Handled::Processed
-                        }
-                        _ => Handled::Retry(format!("outcome not recorded: {e}")),
-                    },
-                }
-            }
-            Err(e) => {
-                if let Err(le) = self
-                    .bounded(
-                        self.ledger
-                            .fail(&envelope.id, &token, &e.message, e.partial.as_ref()),
+        let claim = Record::claimed(
+            envelope,
+            message,
+            &token,
+            now_ms,
+            now_ms.saturating_add(millis(lease)),
+            self.retention_seconds,
+        );
+        let id = envelope.id.as_str();
+        // What to do next is decided by `protocol::Working`; this only performs it.
+        let (mut working, first) = Working::start(&token);
+        let mut next = Some(first);
+        while let Some(call) = next {
+            let input = match call {
+                WorkCall::Claim => WorkInput::Claimed(
+                    self.bounded(self.ledger.claim(&claim, create, now_ms))
+                        .await,
+                ),
+                WorkCall::Read => WorkInput::Read(self.bounded(self.ledger.get(id)).await),
+                // Never work past our own lease: after it, another worker may take it over.
+                WorkCall::Deliver(record) => WorkInput::Delivered(
+                    tokio::time::timeout(work_limit, self.downstream.deliver(envelope, &record))
+                        .await
+                        .unwrap_or_else(|_| {
+                            Err(crate::downstream::DownstreamError::retryable(
+                                "downstream work outlived the processing lease",
+                            ))
+                        }),
+                ),
+                WorkCall::Finish(outcome) => {
+                    let at = rfc3339((self.clock)());
+                    WorkInput::Finished(
+                        self.bounded(self.ledger.finish(id, &token, &outcome, &at))
+                            .await,
                     )
-                    .await
-                {
-                    tracing::warn!(event_id = %envelope.id, error = %le, "could not record the failure");
                 }
-                let kind = if e.permanent {
-                    "permanent failure"
-                } else {
-                    "failure"
-                };
-                tracing::warn!(event_id = %envelope.id, kind, error = %e.message, "downstream failed");
-                Handled::Retry(e.message)
-            }
+                WorkCall::Fail { error, partial } => {
+                    let failed = self
+                        .bounded(self.ledger.fail(id, &token, &error, partial.as_ref()))
+                        .await;
+                    if let Err(le) = &failed {
+                        tracing::warn!(event_id = %id, error = %le, "could not record the failure");
+                    }
+                    tracing::warn!(event_id = %id, error = %error, "downstream failed");
+                    WorkInput::Failed(failed)
+                }
+            };
+            next = working.on(input);
         }
+        let handled = working
+            .handled()
+            .cloned()
+            .unwrap_or_else(|| Handled::Retry("the attempt ended undecided".into()));
+        if handled == Handled::Dropped {
+            tracing::warn!(
+                event_id = %id,
+                "the id is recorded with another body: a conflicting delivery's message, dropped"
+            );
+        }
+        handled
     }
 
     async fn bounded<T>(
@@ -257,9 +185,8 @@ impl Processor {
     }
 }
 
-/// Whether `record` is in `status` under the lease `token`.
-fn holds(record: &Record, token: &str, status: Status) -> bool {
-    record.status == status && record.lease_token.as_deref() == Some(token)
+fn millis(d: Duration) -> i64 {
+    i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
 }
 
 #[cfg(test)]

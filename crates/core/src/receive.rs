@@ -7,11 +7,12 @@
 
 use crate::config::Config;
 use crate::event::{self, Envelope};
-use crate::ledger::{may_begin, Begin, Ledger, LedgerError, Record, Status};
+use crate::ledger::{Ledger, LedgerError, Record};
+use crate::protocol::{Answer, Delivering, DeliveryCall, DeliveryInput};
 use crate::queue::{Queue, QueueError};
 use crate::secrets::SecretSource;
 use crate::signature::{Rejection, Verifier};
-use crate::{rfc3339, Clock};
+use crate::Clock;
 use base64::engine::general_purpose::STANDARD as B64;
 use base64::Engine;
 use http::{header, HeaderMap, Method};
@@ -332,26 +333,14 @@ impl Receiver {
     async fn record_and_enqueue(&self, envelope: &Envelope, body: &[u8], now_ms: i64) -> Reply {
         let id = envelope.id.as_str();
         let token = uuid::Uuid::new_v4().to_string();
-        let record = Record {
-            id: id.to_string(),
-            status: Status::Received,
-            kind: envelope.kind.clone(),
-            body_sha256: event::body_sha256(body),
-            organization_id: envelope.organization_id.clone(),
-            run_id: envelope.run_id.clone(),
-            received_at: rfc3339(now_ms),
-            lease_until: now_ms.saturating_add(millis(self.config.receive_lease)),
-            lease_token: Some(token.clone()),
-            delivery_token: Some(token.clone()),
-            attempts: 0,
-            outcome: None,
-            error: None,
-            processed_at: None,
-            expires_at: now_ms / 1000 + self.config.retention_seconds(),
-            // Verified JSON is UTF-8; kept byte for byte for replay.
-            body: std::str::from_utf8(body).ok().map(str::to_string),
-            replays: 0,
-        };
+        let record = Record::received(
+            envelope,
+            body,
+            &token,
+            now_ms,
+            now_ms.saturating_add(millis(self.config.receive_lease)),
+            self.config.retention_seconds(),
+        );
         // On SQS the put and the send go out together: an accepted delivery costs two
         // sequential round trips (these, then the `enqueued` mark) and a duplicate one. A send
         // whose put was refused leaves a stray message; the worker drops it (another body under
@@ -359,125 +348,53 @@ impl Receiver {
         // younger than a receive lease for an orphan, since its record may still be on its way.
         // A local queue sends once the record is ours: its send is a write, and a duplicate
         // must not wait for the writer. An id this process began lately puts first too (see
-        // `Seen`).
-        let send = || self.bounded_queue(self.queue.send(id, body));
+        // `Seen`). What to do next is decided by `protocol::Delivering`; this only performs it.
         let repeat = self
             .seen
             .check_and_mark(id, now_ms, millis(self.config.receive_lease));
-        let (begun, sent) = if self.queue.overlaps_put() && !repeat {
-            let (begun, sent) = tokio::join!(self.begin(&record, now_ms), send());
-            (begun, Some(sent))
+        let overlap = self.queue.overlaps_put() && !repeat;
+        let (mut delivering, first) = Delivering::start(&record, now_ms, overlap);
+        let mut next = if first.contains(&DeliveryCall::Send) {
+            let (begun, sent) = tokio::join!(
+                self.bounded(self.ledger.begin(&record, now_ms)),
+                self.bounded_queue(self.queue.send(id, body))
+            );
+            delivering.on(DeliveryInput::Sent(sent));
+            delivering.on(DeliveryInput::Begun(begun))
         } else {
-            (self.begin(&record, now_ms).await, None)
+            let begun = self.bounded(self.ledger.begin(&record, now_ms)).await;
+            delivering.on(DeliveryInput::Begun(begun))
         };
-        match begun {
-            Err(e) => return Reply::unavailable(&e.to_string(), Some(id)),
-            // An earlier attempt of our own put landed, and the retry found our record: still
-            // held by us, or already claimed by a worker (our send went out with the put).
-            Ok(Begin::Exists(old)) if old.delivery_token.as_deref() == Some(token.as_str()) => {}
-            Ok(Begin::Exists(old)) => return self.existing(&record, &old, now_ms),
-            Ok(Begin::Started) => {}
-        }
-        let sent = match sent {
-            Some(sent) => sent,
-            None => send().await,
-        };
-        self.enqueued(id, &token, sent).await
-    }
-
-    /// The conditional put; an error after which the put may have landed (an attempt that timed
-    /// out on our side) is resolved by what the store holds now.
-    async fn begin(&self, record: &Record, now_ms: i64) -> Result<Begin, LedgerError> {
-        let token = record.delivery_token.as_deref();
-        match self.bounded(self.ledger.begin(record, now_ms)).await {
-            Err(e) => match self.bounded(self.ledger.get(&record.id)).await {
-                Ok(Some(stored)) if stored.delivery_token.as_deref() == token => Ok(Begin::Started),
-                Ok(Some(stored)) if !may_begin(Some(&stored), now_ms) => {
-                    Ok(Begin::Exists(Box::new(stored)))
+        while let Some(call) = next {
+            let input = match call {
+                DeliveryCall::Begin => {
+                    DeliveryInput::Begun(self.bounded(self.ledger.begin(&record, now_ms)).await)
                 }
-                _ => Err(e),
-            },
-            begun => begun,
-        }
-    }
-
-    /// The record is ours and the send has ended: roll back if it failed, else mark the record
-    /// `enqueued`.
-    async fn enqueued(&self, id: &str, token: &str, sent: Result<(), QueueError>) -> Reply {
-        if let Err(e) = sent {
-            return self.roll_back(id, token, &e.to_string()).await;
-        }
-        // `accepted` only once the record can no longer be taken over: a record left `received`
-        // looks like a delivery that died before its send, and once its lease ends a later
-        // delivery of the id would begin, send and be accepted too.
-        for _ in 0..2 {
-            match self.bounded(self.ledger.mark_enqueued(id, token)).await {
-                Ok(true) => return Reply::with_id(Verdict::Accepted, id),
-                // The worker claimed it first: it is in good hands.
-                Ok(false) => {
-                    tracing::debug!(event_id = id, "claimed before marked enqueued");
-                    return Reply::with_id(Verdict::Accepted, id);
+                DeliveryCall::Send => {
+                    DeliveryInput::Sent(self.bounded_queue(self.queue.send(id, body)).await)
                 }
-                // The mark may have landed before the error: read what the store holds.
-                Err(e) => match self.bounded(self.ledger.get(id)).await {
-                    Ok(Some(stored))
-                        if stored.status != Status::Received
-                            || stored.lease_token.as_deref() != Some(token) =>
-                    {
-                        return Reply::with_id(Verdict::Accepted, id);
-                    }
-                    _ => tracing::warn!(event_id = id, error = %e, "could not mark enqueued"),
-                },
+                DeliveryCall::Mark => {
+                    DeliveryInput::Marked(self.bounded(self.ledger.mark_enqueued(id, &token)).await)
+                }
+                DeliveryCall::Read => DeliveryInput::Read(self.bounded(self.ledger.get(id)).await),
+                DeliveryCall::Abandon => {
+                    DeliveryInput::Abandoned(self.bounded(self.ledger.abandon(id, &token)).await)
+                }
+            };
+            next = delivering.on(input);
+        }
+        match delivering.answer() {
+            Some(Answer::Accepted) => Reply::with_id(Verdict::Accepted, id),
+            Some(Answer::Duplicate) => Reply::with_id(Verdict::Duplicate, id),
+            Some(Answer::Conflict) => Reply::with_id(Verdict::Conflict, id),
+            Some(Answer::InProgress { retry_after_s }) => {
+                let mut reply = Reply::new(Verdict::InProgress);
+                reply.id = Some(id.to_string());
+                reply.retry_after = Some(*retry_after_s);
+                reply
             }
-        }
-        // Queued but still `received`: not a 2xx. The worker processes the message (it claims
-        // from `received`); Zof's retry hears `in_progress`, then `duplicate`.
-        Reply::unavailable(
-            "queued, but the record could not be marked enqueued",
-            Some(id),
-        )
-    }
-
-    fn existing(&self, new: &Record, old: &Record, now_ms: i64) -> Reply {
-        let id = new.id.as_str();
-        if old.body_sha256 != new.body_sha256 {
-            return Reply::with_id(Verdict::Conflict, id);
-        }
-        if old.status == Status::Received && old.lease_live(now_ms) {
-            let mut reply = Reply::new(Verdict::InProgress);
-            reply.id = Some(id.to_string());
-            let wait_ms = old.lease_until.saturating_sub(now_ms);
-            reply.retry_after = Some((wait_ms as u64).div_ceil(1000).max(1));
-            return reply;
-        }
-        Reply::with_id(Verdict::Duplicate, id)
-    }
-
-    /// The send failed, as far as we know: delete our record so Zof's retry starts clean.
-    /// A delete that did not happen is resolved by reading the record, never by guessing: only
-    /// a worker's claim of our own record proves that our message reached the queue.
-    async fn roll_back(&self, id: &str, token: &str, why: &str) -> Reply {
-        let abandoned = self.bounded(self.ledger.abandon(id, token)).await;
-        if abandoned == Ok(true) {
-            return Reply::unavailable(why, Some(id));
-        }
-        match self.bounded(self.ledger.get(id)).await {
-            Ok(Some(stored))
-                if stored.delivery_token.as_deref() == Some(token)
-                    && stored.lease_token.as_deref() != Some(token) =>
-            {
-                // A worker claimed the record this delivery wrote: the send did land.
-                Reply::with_id(Verdict::Accepted, id)
-            }
-            // Gone (an earlier attempt of our delete landed), another delivery's, or still ours
-            // (the delete failed: the lease expires and the next delivery takes it over).
-            _ => {
-                let rolled = match abandoned {
-                    Err(e) => format!("{why}; rollback failed: {e}"),
-                    Ok(_) => why.to_string(),
-                };
-                Reply::unavailable(&rolled, Some(id))
-            }
+            Some(Answer::Unavailable(why)) => Reply::unavailable(why, Some(id)),
+            None => Reply::unavailable("the delivery ended undecided", Some(id)),
         }
     }
 

@@ -1,8 +1,8 @@
 //! An in-memory ledger for unit tests and benchmarks: the rules of `ledger` under one mutex.
 
 use super::{
-    claim_step, cursor_after, may_begin, parse_cursor, replay_in_place, Begin, Claim, ClaimStep,
-    Ledger, LedgerError, Page, Record, ReplayStart, Selection, Status,
+    cursor_after, parse_cursor, step, Begin, Claim, Ledger, LedgerError, Page, Record, ReplayStart,
+    Selection,
 };
 use async_trait::async_trait;
 use serde_json::Value;
@@ -46,76 +46,38 @@ impl MemoryLedger {
             .map_err(|_| LedgerError::Unavailable("memory ledger lock poisoned".into()))
     }
 
-    fn update_held(
+    /// Runs one [`step`] on the record of `id`, under the lock.
+    fn step<T>(
         &self,
         id: &str,
-        token: &str,
-        from: &[Status],
-        change: impl FnOnce(&mut Record),
-    ) -> Result<bool, LedgerError> {
+        step: impl FnOnce(&mut Option<Record>) -> T,
+    ) -> Result<T, LedgerError> {
         let mut records = self.lock()?;
-        match records.get_mut(id) {
-            Some(r) if r.lease_token.as_deref() == Some(token) && from.contains(&r.status) => {
-                change(r);
-                Ok(true)
-            }
-            _ => Ok(false),
+        let mut slot = records.remove(id);
+        let out = step(&mut slot);
+        if let Some(record) = slot {
+            records.insert(id.to_string(), record);
         }
+        Ok(out)
     }
 }
 
 #[async_trait]
 impl Ledger for MemoryLedger {
     async fn begin(&self, record: &Record, now_ms: i64) -> Result<Begin, LedgerError> {
-        let mut records = self.lock()?;
-        let existing = records.get(&record.id);
-        if may_begin(existing, now_ms) {
-            records.insert(record.id.clone(), record.clone());
-            Ok(Begin::Started)
-        } else {
-            let old = existing
-                .cloned()
-                .ok_or_else(|| LedgerError::Corrupt("record vanished under the lock".into()))?;
-            Ok(Begin::Exists(Box::new(old)))
-        }
+        self.step(&record.id, |slot| step::begin(slot, record, now_ms))
     }
 
     async fn mark_enqueued(&self, id: &str, token: &str) -> Result<bool, LedgerError> {
-        self.update_held(id, token, &[Status::Received], |r| {
-            r.status = Status::Enqueued
-        })
+        self.step(id, |slot| step::mark_enqueued(slot, token))
     }
 
     async fn abandon(&self, id: &str, token: &str) -> Result<bool, LedgerError> {
-        let mut records = self.lock()?;
-        match records.get(id) {
-            Some(r) if r.lease_token.as_deref() == Some(token) => {
-                records.remove(id);
-                Ok(true)
-            }
-            _ => Ok(false),
-        }
+        self.step(id, |slot| step::abandon(slot, token))
     }
 
     async fn claim(&self, claim: &Record, create: bool, now_ms: i64) -> Result<Claim, LedgerError> {
-        let mut records = self.lock()?;
-        if let ClaimStep::Refuse(refused) =
-            claim_step(records.get(&claim.id), claim, create, now_ms)
-        {
-            return Ok(refused);
-        }
-        match records.get_mut(&claim.id) {
-            None => {
-                records.insert(claim.id.clone(), claim.clone());
-                Ok(Claim::Claimed(claim.clone()))
-            }
-            Some(r) => {
-                r.status = Status::Processing;
-                r.lease_until = claim.lease_until;
-                r.lease_token = claim.lease_token.clone();
-                Ok(Claim::Claimed(r.clone()))
-            }
-        }
+        self.step(&claim.id, |slot| step::claim(slot, claim, create, now_ms))
     }
 
     async fn finish(
@@ -125,13 +87,7 @@ impl Ledger for MemoryLedger {
         outcome: &Value,
         processed_at: &str,
     ) -> Result<bool, LedgerError> {
-        self.update_held(id, token, &[Status::Processing], |r| {
-            r.status = Status::Processed;
-            r.outcome = Some(outcome.clone());
-            r.error = None;
-            r.processed_at = Some(processed_at.to_string());
-            r.lease_until = 0;
-        })
+        self.step(id, |slot| step::finish(slot, token, outcome, processed_at))
     }
 
     async fn fail(
@@ -141,15 +97,7 @@ impl Ledger for MemoryLedger {
         error: &str,
         partial: Option<&Value>,
     ) -> Result<bool, LedgerError> {
-        self.update_held(id, token, &[Status::Processing], |r| {
-            if let Some(partial) = partial {
-                r.outcome = Some(partial.clone());
-            }
-            r.status = Status::Failed;
-            r.error = Some(error.to_string());
-            r.attempts += 1;
-            r.lease_until = 0;
-        })
+        self.step(id, |slot| step::fail(slot, token, error, partial))
     }
 
     async fn get(&self, id: &str) -> Result<Option<Record>, LedgerError> {
@@ -157,7 +105,7 @@ impl Ledger for MemoryLedger {
     }
 
     async fn replay(&self, id: &str, now_ms: i64) -> Result<ReplayStart, LedgerError> {
-        Ok(replay_in_place(self.lock()?.get_mut(id), now_ms))
+        self.step(id, |slot| step::replay(slot, now_ms))
     }
 
     async fn list(&self, selection: &Selection, cursor: Option<&str>) -> Result<Page, LedgerError> {

@@ -2,8 +2,8 @@
 //! transaction each, so they are as atomic as DynamoDB's conditional writes.
 
 use super::{
-    claim_step, cursor_after, may_begin, parse_cursor, replay_in_place, Begin, Claim, ClaimStep,
-    Ledger, LedgerError, Page, Record, ReplayStart, Selection, Status,
+    cursor_after, may_begin, parse_cursor, step, Begin, Claim, Ledger, LedgerError, Page, Record,
+    ReplayStart, Selection,
 };
 use crate::sqlite::Db;
 use async_trait::async_trait;
@@ -105,26 +105,29 @@ impl SqliteLedger {
             .map_err(LedgerError::Unavailable)
     }
 
-    /// Reads `id`, lets `change` edit it if it is held by `token` in one of `from`, and writes it.
-    async fn update_held(
+    /// Runs one [`step`] on the record of `id` inside one immediate transaction, and writes
+    /// (or deletes) the record if the step changed it.
+    async fn step<T: Send + 'static>(
         &self,
         id: &str,
-        token: &str,
-        from: &'static [Status],
-        change: impl FnOnce(&mut Record) + Send + 'static,
-    ) -> Result<bool, LedgerError> {
-        let (id, token) = (id.to_string(), token.to_string());
+        step: impl FnOnce(&mut Option<Record>) -> T + Send + 'static,
+    ) -> Result<T, LedgerError> {
+        let id = id.to_string();
         self.db
-            .transaction(move |tx| match read(tx, &id)? {
-                Some(mut r)
-                    if r.lease_token.as_deref() == Some(token.as_str())
-                        && from.contains(&r.status) =>
-                {
-                    change(&mut r);
-                    write(tx, &r)?;
-                    Ok(true)
+            .transaction(move |tx| {
+                let before = read(tx, &id)?;
+                let mut slot = before.clone();
+                let out = step(&mut slot);
+                if slot != before {
+                    match &slot {
+                        Some(record) => write(tx, record)?,
+                        None => {
+                            tx.prepare_cached("DELETE FROM events WHERE id = ?1")?
+                                .execute([&id])?;
+                        }
+                    }
                 }
-                _ => Ok(false),
+                Ok(out)
             })
             .await
             .map_err(LedgerError::Unavailable)
@@ -145,68 +148,27 @@ impl Ledger for SqliteLedger {
             }
         }
         let record = record.clone();
-        self.db
-            .transaction(move |tx| {
-                let existing = read(tx, &record.id)?;
-                if may_begin(existing.as_ref(), now_ms) {
-                    write(tx, &record)?;
-                    Ok(None)
-                } else {
-                    Ok(existing)
-                }
-            })
+        let id = record.id.clone();
+        self.step(&id, move |slot| step::begin(slot, &record, now_ms))
             .await
-            .map_err(LedgerError::Unavailable)
-            .map(|old| match old {
-                None => Begin::Started,
-                Some(old) => Begin::Exists(Box::new(old)),
-            })
     }
 
     async fn mark_enqueued(&self, id: &str, token: &str) -> Result<bool, LedgerError> {
-        self.update_held(id, token, &[Status::Received], |r| {
-            r.status = Status::Enqueued
-        })
-        .await
+        let token = token.to_string();
+        self.step(id, move |slot| step::mark_enqueued(slot, &token))
+            .await
     }
 
     async fn abandon(&self, id: &str, token: &str) -> Result<bool, LedgerError> {
-        let (id, token) = (id.to_string(), token.to_string());
-        self.db
-            .transaction(move |tx| {
-                let n = tx
-                    .prepare_cached("DELETE FROM events WHERE id = ?1 AND lease_token = ?2")?
-                    .execute([&id, &token])?;
-                Ok(n == 1)
-            })
-            .await
-            .map_err(LedgerError::Unavailable)
+        let token = token.to_string();
+        self.step(id, move |slot| step::abandon(slot, &token)).await
     }
 
     async fn claim(&self, claim: &Record, create: bool, now_ms: i64) -> Result<Claim, LedgerError> {
         let claim = claim.clone();
-        self.db
-            .transaction(move |tx| {
-                let existing = read(tx, &claim.id)?;
-                if let ClaimStep::Refuse(refused) =
-                    claim_step(existing.as_ref(), &claim, create, now_ms)
-                {
-                    return Ok(refused);
-                }
-                let record = match existing {
-                    None => claim,
-                    Some(mut r) => {
-                        r.status = Status::Processing;
-                        r.lease_until = claim.lease_until;
-                        r.lease_token = claim.lease_token;
-                        r
-                    }
-                };
-                write(tx, &record)?;
-                Ok(Claim::Claimed(record))
-            })
+        let id = claim.id.clone();
+        self.step(&id, move |slot| step::claim(slot, &claim, create, now_ms))
             .await
-            .map_err(LedgerError::Unavailable)
     }
 
     async fn finish(
@@ -216,15 +178,9 @@ impl Ledger for SqliteLedger {
         outcome: &Value,
         processed_at: &str,
     ) -> Result<bool, LedgerError> {
-        let (outcome, at) = (outcome.clone(), processed_at.to_string());
-        self.update_held(id, token, &[Status::Processing], move |r| {
-            r.status = Status::Processed;
-            r.outcome = Some(outcome);
-            r.error = None;
-            r.processed_at = Some(at);
-            r.lease_until = 0;
-        })
-        .await
+        let (token, outcome, at) = (token.to_string(), outcome.clone(), processed_at.to_string());
+        self.step(id, move |slot| step::finish(slot, &token, &outcome, &at))
+            .await
     }
 
     async fn fail(
@@ -234,15 +190,9 @@ impl Ledger for SqliteLedger {
         error: &str,
         partial: Option<&Value>,
     ) -> Result<bool, LedgerError> {
-        let (error, partial) = (error.to_string(), partial.cloned());
-        self.update_held(id, token, &[Status::Processing], move |r| {
-            if let Some(partial) = partial {
-                r.outcome = Some(partial);
-            }
-            r.status = Status::Failed;
-            r.error = Some(error);
-            r.attempts += 1;
-            r.lease_until = 0;
+        let (token, error, partial) = (token.to_string(), error.to_string(), partial.cloned());
+        self.step(id, move |slot| {
+            step::fail(slot, &token, &error, partial.as_ref())
         })
         .await
     }
@@ -255,18 +205,7 @@ impl Ledger for SqliteLedger {
     }
 
     async fn replay(&self, id: &str, now_ms: i64) -> Result<ReplayStart, LedgerError> {
-        let id = id.to_string();
-        self.db
-            .transaction(move |tx| {
-                let mut existing = read(tx, &id)?;
-                let start = replay_in_place(existing.as_mut(), now_ms);
-                if let ReplayStart::Started(record) = &start {
-                    write(tx, record)?;
-                }
-                Ok(start)
-            })
-            .await
-            .map_err(LedgerError::Unavailable)
+        self.step(id, move |slot| step::replay(slot, now_ms)).await
     }
 
     async fn list(&self, selection: &Selection, cursor: Option<&str>) -> Result<Page, LedgerError> {
@@ -315,7 +254,7 @@ impl Ledger for SqliteLedger {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::ledger::Begin;
+    use crate::ledger::{Begin, Status};
 
     fn record(id: &str) -> Record {
         Record {

@@ -4,6 +4,7 @@ use super::*;
 use crate::config::Config;
 use crate::downstream::{DownstreamError, LogDownstream};
 use crate::ledger::memory::MemoryLedger;
+use crate::ledger::Status;
 use async_trait::async_trait;
 use serde_json::{json, Value};
 use std::sync::atomic::{AtomicUsize, Ordering};

@@ -3,6 +3,8 @@
 use super::*;
 use crate::config::Config;
 use crate::ledger::memory::MemoryLedger;
+use crate::ledger::{Begin, Status};
+use crate::rfc3339;
 use crate::queue::memory::MemoryQueue;
 use crate::secrets::StaticSecrets;
 use crate::signature::{Scheme, Secret, Secrets};
