@@ -2,7 +2,7 @@
 # package registries: it makes .venv with the AWS API emulator itself.
 CARGO ?= cargo
 
-.PHONY: test serve build package bench first-run lint check-template fuzz fuzz-smoke browser fmt emulator clean
+.PHONY: test serve build package bench first-run lint check-template fuzz fuzz-smoke browser fmt emulator clean model
 
 ## Run the whole test suite: lint, then every test against the AWS API emulator.
 # The tests run zofhook against the emulator too: they build it with its feature `aws`.
@@ -23,6 +23,11 @@ lint:
 ## Each fuzz target for 10 s on its kept corpus (the long runs: make fuzz).
 fuzz-smoke:
 	infra/fuzz.sh 10
+
+## The delivery protocol's model check, deeper than the bounded run in `make test`:
+## three deliveries (two bodies), two workers, a fault and a replay (RELIABILITY.md).
+model:
+	$(CARGO) run --release -p zofhook-model -- AAB 2 1 1 either
 
 ## Each fuzz target for 5 minutes.
 fuzz:

@@ -33,7 +33,9 @@ pub enum DeliveryCall {
     Abandon,
 }
 
-/// The result of a [`DeliveryCall`], fed back in.
+/// The result of a [`DeliveryCall`], fed back in. A value that lives for one step: boxing the
+/// read record buys nothing.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone, PartialEq)]
 pub enum DeliveryInput {
     Begun(Result<Begin, LedgerError>),
@@ -344,7 +346,8 @@ pub enum WorkCall {
     },
 }
 
-/// The result of a [`WorkCall`], fed back in.
+/// The result of a [`WorkCall`], fed back in (see [`DeliveryInput`] on its size).
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone, PartialEq)]
 pub enum WorkInput {
     Claimed(Result<Claim, LedgerError>),

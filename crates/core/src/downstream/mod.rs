@@ -55,6 +55,24 @@ impl DownstreamError {
     }
 }
 
+/// The notify URL's name in the outcome's `"sinks"`.
+pub const NOTIFY: &str = "notify";
+
+/// The sinks an earlier attempt recorded as done: the outcome's `"sinks"` object, whose
+/// `"ok"` entries the retry skips (`{"sinks": {"notify": "ok"}}`).
+pub fn sinks_done(previous: Option<&Value>) -> serde_json::Map<String, Value> {
+    previous
+        .and_then(|p| p.get("sinks"))
+        .and_then(Value::as_object)
+        .cloned()
+        .unwrap_or_default()
+}
+
+/// Whether `done` ([`sinks_done`]) records the sink `name` as done, so it is not called again.
+pub fn sink_done(done: &serde_json::Map<String, Value>, name: &str) -> bool {
+    done.get(name).and_then(Value::as_str) == Some("ok")
+}
+
 #[async_trait]
 pub trait Downstream: Send + Sync {
     /// Does the work for one claimed event and returns the outcome to record. `record` is the

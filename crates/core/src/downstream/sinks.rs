@@ -4,7 +4,7 @@
 
 #[cfg(feature = "eventbridge")]
 use super::eventbridge;
-use super::{notification, notify, zof_api, Downstream, DownstreamError};
+use super::{notification, notify, zof_api, Downstream, DownstreamError, NOTIFY};
 use crate::config::Config;
 use crate::event::Envelope;
 use crate::ledger::Record;
@@ -28,7 +28,6 @@ pub type BusClient = aws_sdk_eventbridge::Client;
 #[derive(Debug, Clone)]
 pub enum BusClient {}
 
-const NOTIFY: &str = "notify";
 #[cfg(feature = "eventbridge")]
 const EVENTBRIDGE: &str = "eventbridge";
 
@@ -101,11 +100,7 @@ impl Sinks {
 impl Downstream for Sinks {
     async fn deliver(&self, event: &Envelope, record: &Record) -> Result<Value, DownstreamError> {
         let previous = record.outcome.clone().unwrap_or(Value::Null);
-        let mut done: Map<String, Value> = previous
-            .get("sinks")
-            .and_then(Value::as_object)
-            .cloned()
-            .unwrap_or_default();
+        let mut done: Map<String, Value> = super::sinks_done(record.outcome.as_ref());
         let run = self.reconcile(event, &previous).await.map_err(|mut e| {
             e.partial = previous.is_object().then(|| previous.clone());
             e
@@ -119,7 +114,7 @@ impl Downstream for Sinks {
         let mut failures = Vec::new();
         let mut permanent = false;
         if let Some(notifier) = &self.notify {
-            if done.get(NOTIFY) != Some(&json!("ok")) {
+            if !super::sink_done(&done, NOTIFY) {
                 match notifier.send(&event.id, &body).await {
                     Ok(()) => {
                         done.insert(NOTIFY.into(), json!("ok"));
@@ -133,7 +128,7 @@ impl Downstream for Sinks {
         }
         #[cfg(feature = "eventbridge")]
         if let Some(bus) = &self.bus {
-            if done.get(EVENTBRIDGE) != Some(&json!("ok")) {
+            if !super::sink_done(&done, EVENTBRIDGE) {
                 match bus.publish(&event.kind, &body).await {
                     Ok(()) => {
                         done.insert(EVENTBRIDGE.into(), json!("ok"));
