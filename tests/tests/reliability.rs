@@ -180,6 +180,131 @@ async fn duplicates_under_load_accept_once_and_notify_once_on_dynamodb_and_sqs()
     }
 }
 
+/// 20 concurrent deliveries of one id to `serve --aws` on default settings, each retrying a 503
+/// as Zof does (bounded in time, failing with the last answer): one `accepted`, the rest
+/// `duplicate`, one notification, and then nothing left in the queue, visible or in flight.
+/// The takeover that let two deliveries answer `accepted` is the model check's counterexample
+/// (model/tests/check.rs); this is the same promise on the real binary.
+#[tokio::test]
+async fn twenty_concurrent_deliveries_of_one_id_to_a_default_serve_aws_accept_once() {
+    let sdk = e2e::sdk().await;
+    let (dynamodb, table) = e2e::create_table(&sdk).await;
+    let (sqs, queue_url) = e2e::create_queue(&sdk).await;
+    let fake = Fake::default();
+    fake.script("/notify", vec![], answer(200, json!({})));
+    let base = fake.start().await;
+    let dir = data_dir();
+    let notify = format!("{base}/notify");
+    let serve = Serve::start_aws(
+        &dir,
+        &table,
+        &queue_url,
+        &["--notify-url", &notify],
+        &e2e::aws_env(),
+    );
+    let secret = std::fs::read_to_string(dir.join("secret")).unwrap();
+    let body = event("evt_twenty", "org_a", "run_twenty");
+    let client = reqwest::Client::builder()
+        .timeout(Duration::from_secs(15))
+        .build()
+        .unwrap();
+    let started = Instant::now();
+    let tasks: Vec<_> = (0..20)
+        .map(|_| {
+            let (client, url, body) = (client.clone(), serve.url.clone(), body.clone());
+            let signature = signature(secret.trim(), &body);
+            tokio::spawn(async move {
+                let mut last = String::new();
+                while started.elapsed() < Duration::from_secs(120) {
+                    let sent = client
+                        .post(&url)
+                        .header("zof-signature", &signature)
+                        .body(body.clone())
+                        .send()
+                        .await;
+                    let Ok(response) = sent else {
+                        last = format!("{sent:?}");
+                        continue;
+                    };
+                    let status = response.status().as_u16();
+                    let reply: Value = response.json().await.unwrap_or(Value::Null);
+                    if status == 200 {
+                        return reply["status"].as_str().unwrap_or_default().to_string();
+                    }
+                    assert_eq!(status, 503, "{reply}");
+                    last = reply.to_string();
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+                panic!("no 2xx within 120 s; last answer {last}");
+            })
+        })
+        .collect();
+    let mut verdicts: HashMap<String, usize> = HashMap::new();
+    for task in tasks {
+        *verdicts.entry(task.await.unwrap()).or_default() += 1;
+    }
+    assert_eq!(verdicts.get("accepted"), Some(&1), "{verdicts:?}");
+    assert_eq!(verdicts.get("duplicate"), Some(&19), "{verdicts:?}");
+    let ids: HashSet<String> = ["evt_twenty".to_string()].into();
+    let processing = Instant::now();
+    loop {
+        let item = dynamodb
+            .get_item()
+            .table_name(&table)
+            .key(
+                "id",
+                aws_sdk_dynamodb::types::AttributeValue::S("evt_twenty".into()),
+            )
+            .send()
+            .await
+            .unwrap();
+        let status = item
+            .item()
+            .and_then(|i| i.get("status"))
+            .and_then(|s| s.as_s().ok())
+            .cloned();
+        if status.as_deref() == Some("processed") {
+            break;
+        }
+        assert!(
+            processing.elapsed() < Duration::from_secs(60),
+            "evt_twenty is {status:?}\n{}",
+            serve.stderr()
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    // The stray copies come back after their backoff (RetryBaseSeconds, 30 s, with jitter) and
+    // are acknowledged as already processed: nothing stays visible or in flight.
+    let drained = Instant::now();
+    loop {
+        let attributes = sqs
+            .get_queue_attributes()
+            .queue_url(&queue_url)
+            .attribute_names(aws_sdk_sqs::types::QueueAttributeName::ApproximateNumberOfMessages)
+            .attribute_names(
+                aws_sdk_sqs::types::QueueAttributeName::ApproximateNumberOfMessagesNotVisible,
+            )
+            .send()
+            .await
+            .unwrap();
+        let counts: Vec<String> = attributes
+            .attributes()
+            .map(|a| a.values().cloned().collect())
+            .unwrap_or_default();
+        if counts.len() == 2 && counts.iter().all(|c| c == "0") {
+            break;
+        }
+        assert!(
+            drained.elapsed() < Duration::from_secs(180),
+            "the queue still holds {counts:?} (visible, in flight)\n{}",
+            serve.stderr()
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    let notified = wait_notified(&fake, &ids, Duration::from_secs(30)).await;
+    assert_eq!(notified.get("evt_twenty"), Some(&1), "{notified:?}");
+}
+
 #[tokio::test]
 async fn a_downstream_failing_until_dead_letter_is_redriven_and_completes() {
     let fake = Fake::default();
