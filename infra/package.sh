@@ -1,13 +1,12 @@
 #!/usr/bin/env bash
 # Builds the deployment packages with `sam build` (cargo lambda + Zig) and runs the Lambda tests
-# on the packaged bootstraps. Installs cargo-lambda (cargo install, ~15 min on 2 cores) when
-# missing.   infra/package.sh [x86_64|arm64]   (arm64 needs `rustup target add aarch64-unknown-linux-gnu`)
+# on the packaged bootstraps. cargo-lambda comes prebuilt from PyPI into .venv-lint (its
+# requirements), ahead of any other on PATH.   infra/package.sh [x86_64|arm64]   (arm64 needs `rustup target add aarch64-unknown-linux-gnu`)
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
 arch=${1:-x86_64}
 export PATH="$root/.venv-lint/bin:$HOME/.cargo/bin:$PATH"
-command -v cargo-lambda >/dev/null || cargo install cargo-lambda --locked
 infra/venv.sh .venv-lint infra/requirements-lint.txt
 export SAM_CLI_TELEMETRY=0 AWS_DEFAULT_REGION=${AWS_DEFAULT_REGION:-us-east-1}
 sam build --beta-features --parameter-overrides "Architecture=$arch"
