@@ -375,6 +375,196 @@ async fn off_loopback_the_console_needs_its_token_and_keeps_it_in_a_strict_cooki
     client.close().await.unwrap();
 }
 
+/// In Chromium: a page served from another port of localhost tries a `no-cors` fetch and then a
+/// form POST to the console's replay. Both are refused (403), and the event is not replayed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_page_on_another_local_port_cannot_replay_through_the_browser() {
+    let driver = driver();
+    let dir = data_dir();
+    let d = dir.to_str().unwrap();
+    let serve = Serve::start(&["--data-dir", d], &[], &[]);
+    let (status, _, err) = zofhook(&["--data-dir", d, "send", "--id", "evt_csrf"], &[]);
+    assert_eq!(status, 0, "{err}");
+    let base = serve.url.trim_end_matches("/webhook").to_string();
+    let target = format!("{base}/api/events/evt_csrf/replay");
+    let attack = format!(
+        r#"<!doctype html><title>attack</title>
+<form id="f" method="POST" action="{target}"><input name="x" value="1"></form>
+<script>
+fetch("{target}", {{ method: "POST", mode: "no-cors", body: "x=1" }})
+  .then(() => {{ document.title = "fetched"; }}, () => {{ document.title = "fetch refused"; }})
+  .finally(() => document.getElementById("f").submit());
+</script>"#
+    );
+    let page = axum::Router::new().route(
+        "/",
+        axum::routing::get(move || {
+            let attack = attack.clone();
+            async move { axum::response::Html(attack) }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let evil = format!("http://{}/", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, page).await });
+    let client = browser(&driver).await;
+    client.goto(&evil).await.unwrap();
+    // The form's POST navigates the tab to the console's answer.
+    wait_until(
+        &client,
+        "the form POST was answered",
+        "location.href.endsWith('/replay') && document.body.textContent.includes('forbidden')",
+    )
+    .await;
+    client.close().await.unwrap();
+    let event: Value = reqwest::get(format!("{base}/api/events/evt_csrf"))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(event["replays"], json!(0), "{event}");
+    let refused = serve.stderr();
+    assert!(!refused.contains("replayed"), "{refused}");
+}
+
+/// The attacks of a web page on the console of a default `zofhook serve` on loopback: a page
+/// whose name is rebound to 127.0.0.1 (any Host but the console's own gets 403, reads
+/// included), a cross-site form POST, a `no-cors` fetch (`Origin: null`) and a POST from
+/// another localhost port (403, nothing replayed or redriven), and framing (refused by the
+/// headers). The console's own requests still work, and so do scripts (no Origin at all).
+#[tokio::test]
+async fn the_console_refuses_rebound_hosts_cross_site_posts_and_framing() {
+    let dir = data_dir();
+    let d = dir.to_str().unwrap();
+    let serve = Serve::start(
+        &["--data-dir", d],
+        &["--allowed-host", "proxy.example"],
+        &[],
+    );
+    let (status, _, err) = zofhook(&["--data-dir", d, "send", "--id", "evt_guarded"], &[]);
+    assert_eq!(status, 0, "{err}");
+    let base = serve.url.trim_end_matches("/webhook").to_string();
+    let port = base.rsplit(':').next().unwrap().to_string();
+    let own = format!("127.0.0.1:{port}");
+    let http = reqwest::Client::new();
+    let replays = || async {
+        let event: Value = http
+            .get(format!("{base}/api/events/evt_guarded"))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        event["replays"].as_u64().unwrap_or(0)
+    };
+    // DNS rebinding: the attacker's name, resolved to 127.0.0.1.
+    for host in [
+        format!("evil.example:{port}"),
+        "attacker.test".to_string(),
+        format!("localhost.evil.example:{port}"),
+    ] {
+        for path in ["/", "/api/events", "/api/events/evt_guarded"] {
+            let response = http
+                .get(format!("{base}{path}"))
+                .header("host", &host)
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(response.status().as_u16(), 403, "{host} {path}");
+            let body: Value = response.json().await.unwrap();
+            assert_eq!(body["error"], "forbidden", "{body}");
+            assert!(!body.to_string().contains("evt_guarded"), "{body}");
+        }
+    }
+    // The names it is served under, and the proxy's.
+    for host in [
+        own.clone(),
+        format!("localhost:{port}"),
+        "proxy.example".into(),
+    ] {
+        let response = http
+            .get(format!("{base}/api/events"))
+            .header("host", &host)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status().as_u16(), 200, "{host}");
+    }
+    // The webhook and the health check answer any Host.
+    let health = http
+        .get(format!("{base}/healthz"))
+        .header("host", "anything.example")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(health.status().as_u16(), 200);
+    // State changes from anywhere but the console's own page.
+    let attacks: Vec<Vec<(&str, String)>> = vec![
+        vec![
+            ("origin", "http://evil.example".into()),
+            ("sec-fetch-site", "cross-site".into()),
+            ("content-type", "application/x-www-form-urlencoded".into()),
+        ],
+        vec![
+            ("origin", "null".into()),
+            ("sec-fetch-site", "cross-site".into()),
+        ],
+        vec![
+            (
+                "origin",
+                format!("http://127.0.0.1:{}", port.parse::<u32>().unwrap() + 1),
+            ),
+            ("sec-fetch-site", "same-site".into()),
+        ],
+        vec![("sec-fetch-site", "cross-site".into())],
+    ];
+    for headers in &attacks {
+        for path in ["/api/events/evt_guarded/replay", "/api/redrive"] {
+            let mut request = http.post(format!("{base}{path}")).body("x=1");
+            for (name, value) in headers {
+                request = request.header(*name, value);
+            }
+            let response = request.send().await.unwrap();
+            assert_eq!(response.status().as_u16(), 403, "{path} {headers:?}");
+        }
+    }
+    assert_eq!(replays().await, 0, "an attack replayed the event");
+    // Framing and sniffing, on the page and the API.
+    for path in ["/", "/api/events"] {
+        let response = http.get(format!("{base}{path}")).send().await.unwrap();
+        let header = |name: &str| {
+            response
+                .headers()
+                .get(name)
+                .map(|v| v.to_str().unwrap().to_string())
+                .unwrap_or_default()
+        };
+        assert_eq!(header("x-frame-options"), "DENY", "{path}");
+        assert_eq!(header("x-content-type-options"), "nosniff", "{path}");
+        assert!(
+            header("content-security-policy").contains("frame-ancestors 'none'"),
+            "{path}"
+        );
+    }
+    // The console's own page, and a script.
+    let own_page = http
+        .post(format!("{base}/api/events/evt_guarded/replay"))
+        .header("origin", format!("http://{own}"))
+        .header("sec-fetch-site", "same-origin")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(own_page.status().as_u16(), 200);
+    assert_eq!(replays().await, 1);
+    let script = http
+        .post(format!("{base}/api/redrive"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(script.status().as_u16(), 200);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn no_secret_appears_in_the_page_or_the_api() {
     let dir = data_dir();

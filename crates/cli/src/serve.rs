@@ -43,6 +43,15 @@ pub struct HttpArgs {
     /// The console's token: required on any address but loopback (without it the console is off).
     #[arg(long, env = "ZOFHOOK_CONSOLE_TOKEN", hide_env_values = true)]
     pub console_token: Option<String>,
+    /// Host names the console also answers to, besides loopback and the --listen address (a
+    /// reverse proxy's name); repeat the flag, or separate names with commas. Any other Host
+    /// gets 403 (DNS rebinding).
+    #[arg(
+        long = "allowed-host",
+        env = "ZOFHOOK_ALLOWED_HOST",
+        value_delimiter = ','
+    )]
+    pub allowed_hosts: Vec<String>,
     /// Milliseconds a client has to send a request's headers and body; also how long an idle
     /// keep-alive connection is kept.
     #[arg(long, env = "ZOFHOOK_READ_TIMEOUT_MS", default_value_t = 10_000, value_parser = clap::value_parser!(u64).range(100..=120_000))]
@@ -53,6 +62,14 @@ pub struct HttpArgs {
 }
 
 impl HttpArgs {
+    /// The console's guard for a server listening on `addr`.
+    pub fn guard(&self, addr: std::net::SocketAddr) -> crate::console::Guard {
+        crate::console::Guard {
+            access: Access::for_listener(addr, self.console_token.as_deref()),
+            hosts: crate::console::Hosts::new(addr, &self.allowed_hosts),
+        }
+    }
+
     pub fn limits(&self) -> Limits {
         Limits {
             read_timeout: Duration::from_millis(self.read_timeout_ms),
@@ -145,7 +162,7 @@ pub async fn serve(global: &Global, config: Config, args: ServeArgs) -> Result<i
         backend.ledger()?,
         backend.queue()?,
         Some(inbox.clone()),
-        Access::for_listener(addr, args.http.console_token.as_deref()),
+        args.http.guard(addr),
     );
     let app = Router::new()
         .route("/webhook", any(webhook))

@@ -4,6 +4,13 @@
 //! An admin surface: open on loopback; on any other address only with `--console-token`
 //! (`Authorization: Bearer`, or once as `?token=` on the page, then an HttpOnly, SameSite=Strict
 //! cookie); without a token there it is off and answers 401. Replay and redrive are POSTs only.
+//!
+//! Safe from the browser it runs in, on loopback too (the Jupyter server's and Vite's lessons):
+//! it answers only the Host names it is served under ([`Hosts`]: DNS rebinding gets 403), a
+//! state-changing request must come from its own origin ([`same_origin`]: a cross-site form
+//! POST, a `no-cors` fetch, another localhost port get 403), and nothing of it can be framed or
+//! sniffed ([`SECURITY_HEADERS`], and a Content-Security-Policy that admits only the page's own
+//! script and style by their hashes).
 
 mod api;
 
@@ -46,12 +53,133 @@ impl Access {
     }
 }
 
-/// The console's routes: `GET /` and `/api/…`, behind the access rule.
+/// The Host names the console answers: `127.0.0.1`, `localhost` and `[::1]` and the address it
+/// listens on, each with its port; and the `--allowed-host` names (a reverse proxy's), with any
+/// port. Anything else is a page that a DNS rebinding pointed at us.
+#[derive(Clone, Debug)]
+pub struct Hosts {
+    port: u16,
+    listen: Option<String>,
+    allowed: Arc<[String]>,
+}
+
+impl Hosts {
+    pub fn new(addr: SocketAddr, allowed: &[String]) -> Hosts {
+        let listen = (!addr.ip().is_unspecified()).then(|| match addr.ip() {
+            std::net::IpAddr::V6(ip) => format!("[{ip}]"),
+            ip => ip.to_string(),
+        });
+        Hosts {
+            port: addr.port(),
+            listen,
+            allowed: allowed
+                .iter()
+                .map(|h| h.trim().to_ascii_lowercase())
+                .filter(|h| !h.is_empty())
+                .collect(),
+        }
+    }
+
+    /// Whether a request with this `Host` may see the console.
+    pub fn admits(&self, host: &str) -> bool {
+        let host = host.trim().to_ascii_lowercase();
+        let (name, port) = match host.strip_prefix('[') {
+            Some(rest) => match rest.split_once(']') {
+                Some((ip, rest)) => (format!("[{ip}]"), rest.strip_prefix(':')),
+                None => return false,
+            },
+            None => match host.split_once(':') {
+                Some((name, port)) => (name.to_string(), Some(port)),
+                None => (host.clone(), None),
+            },
+        };
+        let port = match port.map(str::parse::<u16>) {
+            None => None,
+            Some(Ok(port)) => Some(port),
+            Some(Err(_)) => return false,
+        };
+        if self.allowed.iter().any(|a| *a == name || *a == host) {
+            return true;
+        }
+        let ours = matches!(name.as_str(), "127.0.0.1" | "localhost" | "[::1]")
+            || self.listen.as_deref() == Some(name.as_str());
+        ours && port.unwrap_or(80) == self.port
+    }
+}
+
+/// Whether a state-changing request comes from the console's own page: its `Origin` is the
+/// console's (`http://` or `https://` and the Host it was sent to); with no `Origin`,
+/// `Sec-Fetch-Site` says `same-origin`, or is absent too (curl, scripts: no browser sent it).
+pub fn same_origin(headers: &HeaderMap, host: &str) -> Result<(), &'static str> {
+    let text = |name| headers.get(name).map(|v| v.to_str().unwrap_or("?"));
+    match text(header::ORIGIN) {
+        Some(origin) => {
+            let origin = origin.to_ascii_lowercase();
+            let host = host.to_ascii_lowercase();
+            let own = ["http://", "https://"]
+                .iter()
+                .any(|scheme| origin.strip_prefix(scheme) == Some(host.as_str()));
+            if own {
+                Ok(())
+            } else {
+                Err("a state-changing request must come from the console's own origin")
+            }
+        }
+        None => match text(http::HeaderName::from_static("sec-fetch-site")) {
+            None | Some("same-origin") => Ok(()),
+            Some(_) => Err("a state-changing request must come from the console's own page"),
+        },
+    }
+}
+
+/// Sent with every console response, the page and the API alike.
+pub const SECURITY_HEADERS: [(&str, &str); 3] = [
+    ("x-frame-options", "DENY"),
+    ("x-content-type-options", "nosniff"),
+    ("referrer-policy", "no-referrer"),
+];
+
+/// The page's Content-Security-Policy: nothing but its own inline script and style (by their
+/// SHA-256), fetches to itself, and no framing.
+fn content_security_policy() -> &'static str {
+    static POLICY: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    POLICY.get_or_init(|| {
+        let page = include_str!("assets/index.html");
+        let hash = |open: &str, close: &str| {
+            use base64::Engine;
+            use sha2::Digest;
+            let inner = page
+                .split_once(open)
+                .and_then(|(_, rest)| rest.split_once(close))
+                .map_or("", |(inner, _)| inner);
+            let digest = sha2::Sha256::digest(inner.as_bytes());
+            format!(
+                "'sha256-{}'",
+                base64::engine::general_purpose::STANDARD.encode(digest)
+            )
+        };
+        format!(
+            "default-src 'none'; script-src {}; style-src {}; connect-src 'self'; \
+             img-src 'self' data:; base-uri 'none'; form-action 'none'; frame-ancestors 'none'",
+            hash("<script>", "</script>"),
+            hash("<style>", "</style>")
+        )
+    })
+}
+
+/// What the guard in front of the console checks: who may use it, and under which names.
+#[derive(Clone, Debug)]
+pub struct Guard {
+    pub access: Access,
+    pub hosts: Hosts,
+}
+
+/// The console's routes: `GET /` and `/api/…`, behind the guard.
 pub fn router(
     ledger: Arc<dyn Ledger>,
     queue: Arc<dyn Queue>,
     inbox: Option<Arc<dyn Inbox>>,
-    access: Access,
+    guard_by: Guard,
 ) -> Router {
     let api = Arc::new(ConsoleApi {
         ledger,
@@ -65,7 +193,10 @@ pub fn router(
         .route("/api/events/{id}/replay", post(api::replay))
         .route("/api/redrive", post(api::redrive))
         .with_state(api)
-        .layer(axum::middleware::from_fn_with_state(access, guard))
+        .layer(axum::middleware::from_fn_with_state(
+            Arc::new(guard_by),
+            guard,
+        ))
 }
 
 #[derive(Deserialize)]
@@ -77,15 +208,53 @@ async fn page() -> Html<&'static str> {
     Html(include_str!("assets/index.html"))
 }
 
-/// The access rule, in front of every console route.
+/// In front of every console route: the Host, then the origin of a state change, then the
+/// access rule; and the security headers on whatever is answered.
 async fn guard(
-    State(access): State<Access>,
-    Query(query): Query<TokenQuery>,
+    State(guard): State<Arc<Guard>>,
+    query: Query<TokenQuery>,
     headers: HeaderMap,
     request: Request,
     next: Next,
 ) -> Response {
-    let token = match &access {
+    let mut response = checked(&guard, query, &headers, request, next).await;
+    let answer = response.headers_mut();
+    for (name, value) in SECURITY_HEADERS {
+        answer.insert(name, http::HeaderValue::from_static(value));
+    }
+    if let Ok(policy) = http::HeaderValue::from_str(content_security_policy()) {
+        answer.insert(header::CONTENT_SECURITY_POLICY, policy);
+    }
+    response
+}
+
+async fn checked(
+    guard: &Guard,
+    Query(query): Query<TokenQuery>,
+    headers: &HeaderMap,
+    request: Request,
+    next: Next,
+) -> Response {
+    let host = headers
+        .get(header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .or_else(|| request.uri().authority().map(|a| a.as_str()))
+        .unwrap_or("");
+    if !guard.hosts.admits(host) {
+        return forbidden(
+            "this Host is not one the console is served under (give --allowed-host for a proxy)",
+        );
+    }
+    let safe = matches!(
+        *request.method(),
+        http::Method::GET | http::Method::HEAD | http::Method::OPTIONS
+    );
+    if !safe {
+        if let Err(why) = same_origin(headers, host) {
+            return forbidden(why);
+        }
+    }
+    let token = match &guard.access {
         Access::Open => return next.run(request).await,
         Access::Off => {
             return unauthorized(
@@ -94,7 +263,7 @@ async fn guard(
         }
         Access::Token(token) => token.clone(),
     };
-    let presented = bearer(&headers).or_else(|| cookie(&headers));
+    let presented = bearer(headers).or_else(|| cookie(headers));
     if presented.is_some_and(|p| same(p.as_bytes(), token.as_bytes())) {
         return next.run(request).await;
     }
@@ -110,6 +279,15 @@ async fn guard(
         }
     }
     unauthorized("a console token is needed (Authorization: Bearer, or ?token= on the page)")
+}
+
+fn forbidden(why: &str) -> Response {
+    (
+        StatusCode::FORBIDDEN,
+        [(header::CONTENT_TYPE, "application/json")],
+        serde_json::json!({"error": "forbidden", "detail": why}).to_string(),
+    )
+        .into_response()
 }
 
 fn unauthorized(why: &str) -> Response {
@@ -169,6 +347,72 @@ mod tests {
     }
 
     #[test]
+    fn the_host_rule() {
+        let hosts = Hosts::new("127.0.0.1:3000".parse().unwrap(), &["Proxy.Example".into()]);
+        for ok in [
+            "127.0.0.1:3000",
+            "localhost:3000",
+            "LOCALHOST:3000",
+            "[::1]:3000",
+            "proxy.example",
+            "proxy.example:8443",
+        ] {
+            assert!(hosts.admits(ok), "{ok}");
+        }
+        for refused in [
+            "evil.example:3000",
+            "attacker.test",
+            "127.0.0.1:3001",
+            "localhost",
+            "127.0.0.1.evil.example:3000",
+            "localhost.evil.example:3000",
+            "[::1",
+            "127.0.0.1:x",
+            "",
+        ] {
+            assert!(!hosts.admits(refused), "{refused}");
+        }
+        let public = Hosts::new("10.1.2.3:8080".parse().unwrap(), &[]);
+        assert!(public.admits("10.1.2.3:8080"));
+        assert!(!public.admits("10.1.2.4:8080"));
+        let any = Hosts::new("0.0.0.0:8080".parse().unwrap(), &[]);
+        assert!(!any.admits("0.0.0.0:8080"));
+        assert!(any.admits("localhost:8080"));
+    }
+
+    #[test]
+    fn the_origin_rule() {
+        let with = |pairs: &[(&'static str, &str)]| {
+            let mut h = HeaderMap::new();
+            for (name, value) in pairs {
+                h.insert(*name, value.parse().unwrap());
+            }
+            same_origin(&h, "127.0.0.1:3000")
+        };
+        assert!(with(&[]).is_ok());
+        assert!(with(&[("origin", "http://127.0.0.1:3000")]).is_ok());
+        assert!(with(&[("sec-fetch-site", "same-origin")]).is_ok());
+        assert!(with(&[("origin", "http://127.0.0.1:3001")]).is_err());
+        assert!(with(&[("origin", "http://evil.example")]).is_err());
+        assert!(with(&[("origin", "null")]).is_err());
+        assert!(with(&[("sec-fetch-site", "cross-site")]).is_err());
+        assert!(with(&[("sec-fetch-site", "same-site")]).is_err());
+        assert!(with(&[("sec-fetch-site", "none")]).is_err());
+    }
+
+    #[test]
+    fn the_policy_names_the_page_script_and_style_by_hash() {
+        let policy = content_security_policy();
+        assert!(policy.contains("frame-ancestors 'none'"), "{policy}");
+        assert_eq!(policy.matches("'sha256-").count(), 2, "{policy}");
+        // The hash of nothing would mean the page lost its script or style.
+        assert!(
+            !policy.contains("47DEQpj8HBSa+/TImW+5JCeuQeRkm5NMpJWZG3hSuFU="),
+            "{policy}"
+        );
+    }
+
+    #[test]
     fn tokens_compare_whole() {
         assert!(same(b"secret", b"secret"));
         assert!(!same(b"secret", b"secreT"));
@@ -207,8 +451,8 @@ pub async fn run(
         .await
         .with_context(|| format!("cannot listen on {} (--listen)", args.listen))?;
     let addr = listener.local_addr()?;
-    let access = Access::for_listener(addr, args.http.console_token.as_deref());
-    if matches!(access, Access::Off) {
+    let guard = args.http.guard(addr);
+    if matches!(guard.access, Access::Off) {
         eprintln!(
             "zofhook console: {addr} is not loopback and no --console-token was given: the console answers 401"
         );
@@ -217,7 +461,7 @@ pub async fn run(
         backend.ledger()?,
         backend.queue()?,
         Some(backend.inbox()?),
-        access,
+        guard,
     );
     println!(
         "zofhook console: http://{addr}/ on {}",
