@@ -492,3 +492,57 @@ async fn process_all(
     }
     (processed, already)
 }
+
+/// `zofhook --aws redrive` drains the DLQ: more messages than one receive returns (25, at 10 a
+/// receive), all moved to the queue with their bodies, the count reported, the DLQ left empty.
+/// It long-polls, so an empty answer means an empty DLQ (a short poll samples some of SQS's
+/// servers and can answer empty while messages remain). The emulator does not sample, so this
+/// holds the drain and the report; the long poll itself is AWS's documented rule.
+#[tokio::test]
+async fn redrive_drains_the_dead_letter_queue_and_says_how_many() {
+    let sdk = sdk().await;
+    let (sqs, queue_url) = create_queue(&sdk).await;
+    let (_, dlq_url) = create_queue(&sdk).await;
+    for i in 0..25 {
+        let body = String::from_utf8(event(&format!("evt_dead_{i}"), "org_a", "run_1")).unwrap();
+        sqs.send_message()
+            .queue_url(&dlq_url)
+            .message_body(body)
+            .send()
+            .await
+            .unwrap();
+    }
+    let dir = e2e::data_dir();
+    let mut env = e2e::aws_env();
+    env.push(("ZOFHOOK_SECRET", "redrive-test".to_string()));
+    let (code, out, err) = e2e::zofhook(
+        &[
+            "--data-dir",
+            dir.to_str().unwrap(),
+            "--aws",
+            "--queue-url",
+            &queue_url,
+            "--dlq-url",
+            &dlq_url,
+            "redrive",
+        ],
+        &env,
+    );
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(
+        out.contains("moved 25 dead-lettered event(s) back to the queue"),
+        "{out}"
+    );
+    assert!(e2e::drain(&sqs, &dlq_url).await.is_empty());
+    let moved = e2e::drain(&sqs, &queue_url).await;
+    let mut ids: Vec<String> = moved
+        .iter()
+        .map(|m| {
+            let body: serde_json::Value = serde_json::from_str(m.body().unwrap()).unwrap();
+            body["id"].as_str().unwrap().to_string()
+        })
+        .collect();
+    ids.sort();
+    ids.dedup();
+    assert_eq!(ids.len(), 25, "{ids:?}");
+}

@@ -44,6 +44,17 @@ impl SqsQueue {
     }
 }
 
+/// The timeouts of a call that waits on purpose (a long poll): `timeout`, above its wait.
+fn long_poll(timeout: Duration) -> aws_sdk_sqs::config::Builder {
+    aws_sdk_sqs::config::Config::builder().timeout_config(
+        aws_sdk_sqs::config::timeout::TimeoutConfig::builder()
+            .connect_timeout(Duration::from_millis(500))
+            .operation_attempt_timeout(timeout)
+            .operation_timeout(timeout)
+            .build(),
+    )
+}
+
 #[async_trait]
 impl Queue for SqsQueue {
     fn overlaps_put(&self) -> bool {
@@ -158,15 +169,7 @@ impl super::Inbox for SqsInbox {
                 aws_sdk_sqs::types::MessageSystemAttributeName::SentTimestamp,
             )
             .customize()
-            .config_override(
-                aws_sdk_sqs::config::Config::builder().timeout_config(
-                    aws_sdk_sqs::config::timeout::TimeoutConfig::builder()
-                        .connect_timeout(Duration::from_millis(500))
-                        .operation_attempt_timeout(self.poll_timeout)
-                        .operation_timeout(self.poll_timeout)
-                        .build(),
-                ),
-            )
+            .config_override(long_poll(self.poll_timeout))
             .send()
             .await
             .map_err(unavailable)?;
@@ -217,12 +220,16 @@ impl super::Inbox for SqsInbox {
         })?;
         let mut moved = 0;
         loop {
+            // A long poll asks every SQS server, so its empty answer means the DLQ is empty;
+            // a short poll samples some of them and can answer empty while messages remain.
             let out = self
                 .client
                 .receive_message()
                 .queue_url(dlq)
                 .max_number_of_messages(10)
-                .wait_time_seconds(0)
+                .wait_time_seconds(self.wait_seconds)
+                .customize()
+                .config_override(long_poll(self.poll_timeout))
                 .send()
                 .await
                 .map_err(unavailable)?;
