@@ -474,3 +474,42 @@ async fn zofhook_serve_reconciles_and_notifies() {
         "the token is never logged"
     );
 }
+
+/// The EventBridge sink's calls have the downstream timeouts, not the ledger's: its client is
+/// built as the worker builds it, with `aws::timeouts` (a 2 s store timeout, 667 ms a try), and
+/// an EventBridge that answers after 3 s is still published to once, with DownstreamTimeoutMs
+/// 10000. With the ledger's timeouts the attempt fails and is retried (and repeated) instead.
+#[tokio::test]
+async fn eventbridge_calls_have_the_downstream_timeout_not_the_ledgers() {
+    let fake = Fake::default();
+    let mut slow = answer(
+        200,
+        json!({"Entries": [{"EventId": "e1"}], "FailedEntryCount": 0}),
+    );
+    slow.delay = Duration::from_secs(3);
+    slow.headers = vec![("content-type", "application/x-amz-json-1.1".into())];
+    fake.script("/", vec![], slow);
+    let base = fake.start().await;
+    let c = config(&[
+        ("ZOFHOOK_EVENT_BUS_NAME", "zof-bus".into()),
+        ("ZOFHOOK_DOWNSTREAM_TIMEOUT_MS", "10000".into()),
+    ]);
+    assert_eq!(c.store_timeout, Duration::from_secs(2));
+    let client = aws_sdk_eventbridge::Client::from_conf(
+        aws_sdk_eventbridge::config::Builder::from(&e2e::sdk().await)
+            .endpoint_url(&base)
+            .timeout_config(zofhook_core::aws::timeouts(&c))
+            .build(),
+    );
+    let r = rig(&c, None, Some(client));
+    assert_eq!(
+        r.processor.process(&message("evt_slow_bus")).await,
+        Handled::Processed
+    );
+    let calls = fake.seen("/");
+    assert_eq!(calls.len(), 1, "PutEvents calls: {}", calls.len());
+    assert_eq!(calls[0].body["Entries"][0]["EventBusName"], "zof-bus");
+    let detail: Value =
+        serde_json::from_str(calls[0].body["Entries"][0]["Detail"].as_str().unwrap()).unwrap();
+    assert_eq!(detail["event_id"], "evt_slow_bus");
+}

@@ -1,11 +1,15 @@
 //! The EventBridge sink: one `PutEvents` entry per processed event on `EventBusName`, source
-//! `zof.webhooks`, detail-type the event type, detail the notification body.
+//! `zof.webhooks`, detail-type the event type, detail the notification body, whose `event_id`
+//! is what a consumer dedupes on (a `PutEvents` that landed but answered late is sent again).
+//! Its calls have the downstream timeouts (`DownstreamTimeoutMs`), not the ledger's short ones
+//! of the client it was built from.
 
 use super::DownstreamError;
 use aws_sdk_eventbridge::error::DisplayErrorContext;
 use aws_sdk_eventbridge::types::PutEventsRequestEntry;
 use aws_sdk_eventbridge::Client;
 use serde_json::Value;
+use std::time::Duration;
 
 pub const SOURCE: &str = "zof.webhooks";
 
@@ -13,13 +17,16 @@ pub const SOURCE: &str = "zof.webhooks";
 pub struct EventBridgeSink {
     client: Client,
     bus: String,
+    timeout: Duration,
 }
 
 impl EventBridgeSink {
-    pub fn new(client: Client, bus: impl Into<String>) -> EventBridgeSink {
+    /// Publishes on `bus`; each call may take `timeout` (`DownstreamTimeoutMs`).
+    pub fn new(client: Client, bus: impl Into<String>, timeout: Duration) -> EventBridgeSink {
         EventBridgeSink {
             client,
             bus: bus.into(),
+            timeout,
         }
     }
 
@@ -34,6 +41,16 @@ impl EventBridgeSink {
             .client
             .put_events()
             .entries(entry)
+            .customize()
+            .config_override(
+                aws_sdk_eventbridge::config::Config::builder().timeout_config(
+                    aws_sdk_eventbridge::config::timeout::TimeoutConfig::builder()
+                        .connect_timeout(self.timeout)
+                        .operation_attempt_timeout(self.timeout)
+                        .operation_timeout(self.timeout)
+                        .build(),
+                ),
+            )
             .send()
             .await
             .map_err(|e| {

@@ -56,7 +56,9 @@ impl Sinks {
             .transpose()?;
         #[cfg(feature = "eventbridge")]
         let bus = match (&config.event_bus_name, eventbridge) {
-            (Some(bus), Some(client)) => Some(eventbridge::EventBridgeSink::new(client, bus)),
+            (Some(bus), Some(client)) => {
+                Some(eventbridge::EventBridgeSink::new(client, bus, timeout))
+            }
             (Some(_), None) => {
                 return Err(DownstreamError::permanent(
                     "EventBusName is set but no EventBridge client was made",
