@@ -24,10 +24,13 @@ lint:
 fuzz-smoke:
 	infra/fuzz.sh 10
 
-## The delivery protocol's model check, deeper than the bounded run in `make test`:
-## three deliveries (two bodies), two workers, a fault and a replay (RELIABILITY.md).
+## The delivery protocol's model check, deeper than the bounded run in `make test`
+## (RELIABILITY.md has the state counts): two deliveries, two workers, two faults and a
+## replay; then three deliveries (two bodies), one worker, a fault and a replay.
 model:
-	$(CARGO) run --release -p zofhook-model -- AAB 2 1 1 either
+	$(CARGO) build --release -p zofhook-model
+	target/release/zofhook-model AA 2 2 1 either
+	target/release/zofhook-model AAB 1 1 1 either
 
 ## Each fuzz target for 5 minutes.
 fuzz:

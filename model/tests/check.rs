@@ -8,7 +8,8 @@ use zofhook_core::protocol::Answer;
 use zofhook_model::{describe, Action, Dlv, Protocol, Sends, State};
 
 fn check(protocol: Protocol, at_least: usize) {
-    let checker = protocol.checker().spawn_bfs().join();
+    // Depth first: it keeps fingerprints, not states, so the run stays small beside other tests.
+    let checker = protocol.checker().spawn_dfs().join();
     let failed = zofhook_model::report(&checker);
     println!(
         "states: {} unique, depth {}",
