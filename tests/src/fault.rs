@@ -26,6 +26,12 @@ pub enum Fault {
     /// the given time): proves that the client made the two calls at once, not one after the
     /// other, however busy the machine.
     AnswerAfter(&'static str, Duration),
+    /// Held before it is forwarded until [`FaultProxy::release`] (at most a minute): a call
+    /// that lands exactly when the test says.
+    Held,
+    /// Forwarded with its `:now` (epoch ms) and `:now_s` (epoch s) condition values moved this
+    /// far ahead: the call of a process whose clock runs ahead (another Lambda host's).
+    ClockAhead(Duration),
 }
 
 /// One call the proxy forwarded: its operation and when it arrived and was answered.
@@ -74,6 +80,8 @@ pub struct FaultProxy {
     /// Every call, in the order they arrived.
     calls: Arc<Mutex<Vec<Call>>>,
     arrivals: Arc<tokio::sync::Notify>,
+    released: Arc<std::sync::atomic::AtomicBool>,
+    releases: Arc<tokio::sync::Notify>,
     client: reqwest::Client,
 }
 
@@ -85,6 +93,8 @@ impl FaultProxy {
             applied: Arc::default(),
             calls: Arc::default(),
             arrivals: Arc::default(),
+            released: Arc::default(),
+            releases: Arc::default(),
             client: reqwest::Client::new(),
         }
     }
@@ -93,9 +103,21 @@ impl FaultProxy {
         self.rules.lock().unwrap().push(rule);
     }
 
+    /// Lets every [`Fault::Held`] call go, now and from now on.
+    pub fn release(&self) {
+        self.released
+            .store(true, std::sync::atomic::Ordering::SeqCst);
+        self.releases.notify_waiters();
+    }
+
     /// Drops every rule: from now on every call is forwarded as it is.
     pub fn clear(&self) {
         self.rules.lock().unwrap().clear();
+    }
+
+    /// Every call since the last `take_calls`, in the order they arrived, left in place.
+    pub fn calls(&self) -> Vec<Call> {
+        self.calls.lock().unwrap().clone()
     }
 
     /// Every call so far, in the order they arrived; the next call starts a new list.
@@ -146,6 +168,21 @@ impl FaultProxy {
     }
 }
 
+/// `body` (a DynamoDB request) with its `:now` and `:now_s` values moved `ahead`.
+fn clock_ahead(body: &Bytes, ahead: Duration) -> Bytes {
+    let Ok(mut request) = serde_json::from_slice::<serde_json::Value>(body) else {
+        return body.clone();
+    };
+    let ahead_ms = i64::try_from(ahead.as_millis()).unwrap_or(0);
+    for (key, by) in [(":now", ahead_ms), (":now_s", ahead_ms / 1000)] {
+        let value = &mut request["ExpressionAttributeValues"][key]["N"];
+        if let Some(now) = value.as_str().and_then(|n| n.parse::<i64>().ok()) {
+            *value = serde_json::Value::String((now + by).to_string());
+        }
+    }
+    Bytes::from(request.to_string())
+}
+
 async fn forward(
     State(proxy): State<FaultProxy>,
     method: Method,
@@ -177,6 +214,22 @@ async fn forward(
     if let Some(Fault::Slow(delay)) = fault {
         tokio::time::sleep(delay).await;
     }
+    if fault == Some(Fault::Held) {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+        loop {
+            let released = proxy.releases.notified();
+            if proxy.released.load(std::sync::atomic::Ordering::SeqCst) {
+                break;
+            }
+            if tokio::time::timeout_at(deadline, released).await.is_err() {
+                break;
+            }
+        }
+    }
+    let body = match fault {
+        Some(Fault::ClockAhead(ahead)) => clock_ahead(&body, ahead),
+        _ => body,
+    };
     let path = uri.path_and_query().map(|p| p.as_str()).unwrap_or("/");
     let mut request = proxy
         .client

@@ -85,6 +85,49 @@ impl Rig {
         (status, word)
     }
 
+    /// Waits until `id` is `processed` and the queue holds nothing, visible or in flight:
+    /// within 30 s (ProcessingLeaseSeconds is 360, so no message may wait out a claim).
+    async fn wait_processed_and_drained(&self, id: &str, context: &str) {
+        let started = Instant::now();
+        loop {
+            let status = self.status(&id).await;
+            let attributes = self
+                .sqs
+                .get_queue_attributes()
+                .queue_url(&self.queue_url)
+                .attribute_names(
+                    aws_sdk_sqs::types::QueueAttributeName::ApproximateNumberOfMessages,
+                )
+                .attribute_names(
+                    aws_sdk_sqs::types::QueueAttributeName::ApproximateNumberOfMessagesNotVisible,
+                )
+                .send()
+                .await
+                .unwrap();
+            let count = |name| {
+                attributes
+                    .attributes()
+                    .and_then(|a| a.get(&name))
+                    .cloned()
+                    .unwrap_or_default()
+            };
+            let visible =
+                count(aws_sdk_sqs::types::QueueAttributeName::ApproximateNumberOfMessages);
+            let in_flight = count(
+                aws_sdk_sqs::types::QueueAttributeName::ApproximateNumberOfMessagesNotVisible,
+            );
+            if status == "processed" && visible == "0" && in_flight == "0" {
+                break;
+            }
+            assert!(
+                started.elapsed() < Duration::from_secs(30),
+                "{id}: status {status:?}, {visible} visible, {in_flight} in flight; {context}\n{}",
+                self.serve.stderr()
+            );
+            tokio::time::sleep(Duration::from_millis(250)).await;
+        }
+    }
+
     /// The record's status.
     async fn status(&self, id: &str) -> String {
         let item = self
@@ -128,41 +171,8 @@ async fn run(rules: Vec<Rule>) -> Outcome {
             tokio::time::sleep(Duration::from_millis(200)).await;
         }
     }
-    // Processed, and nothing left in the queue, within 30 s (ProcessingLeaseSeconds is 360).
-    let started = Instant::now();
-    loop {
-        let status = rig.status(&id).await;
-        let attributes = rig
-            .sqs
-            .get_queue_attributes()
-            .queue_url(&rig.queue_url)
-            .attribute_names(aws_sdk_sqs::types::QueueAttributeName::ApproximateNumberOfMessages)
-            .attribute_names(
-                aws_sdk_sqs::types::QueueAttributeName::ApproximateNumberOfMessagesNotVisible,
-            )
-            .send()
-            .await
-            .unwrap();
-        let count = |name| {
-            attributes
-                .attributes()
-                .and_then(|a| a.get(&name))
-                .cloned()
-                .unwrap_or_default()
-        };
-        let visible = count(aws_sdk_sqs::types::QueueAttributeName::ApproximateNumberOfMessages);
-        let in_flight =
-            count(aws_sdk_sqs::types::QueueAttributeName::ApproximateNumberOfMessagesNotVisible);
-        if status == "processed" && visible == "0" && in_flight == "0" {
-            break;
-        }
-        assert!(
-            started.elapsed() < Duration::from_secs(30),
-            "{id}: status {status:?}, {visible} visible, {in_flight} in flight; {verdicts:?}\n{}",
-            rig.serve.stderr()
-        );
-        tokio::time::sleep(Duration::from_millis(250)).await;
-    }
+    rig.wait_processed_and_drained(&id, &format!("{verdicts:?}"))
+        .await;
     Outcome {
         verdicts,
         applied: rig.proxy.applied(),
@@ -352,4 +362,95 @@ async fn a_record_left_received_is_never_answered_accepted() {
     let accepted = verdicts.iter().filter(|(_, w)| w == "accepted").count();
     assert_eq!(accepted, 1, "{verdicts:?}");
     assert_eq!(verdicts.last().unwrap().1, "duplicate");
+}
+
+/// The model checker's counterexample (`a_mark_refused_after_a_takeover_is_not_accepted` in
+/// model/tests/check.rs), on the real binary with default settings. Delivery A's `enqueued`
+/// marks (and the worker's claims) are held; delivery B comes from a process whose clock runs an hour ahead (another
+/// Lambda host's), so A's lease looks over to it: B takes the record over. Once B's put has
+/// landed, the marks go. A's are refused; A must not answer `accepted` as "claimed by a worker":
+/// it reads, finds B's record, and answers 503. B is the one `accepted`; the event is processed
+/// once and both messages leave the queue. (With the mark rule as it was, A answered
+/// `accepted` too.)
+#[tokio::test]
+async fn a_mark_refused_after_another_delivery_took_the_record_over_is_not_accepted() {
+    let rig = Rig::start(&[]).await;
+    let id = "evt_takeover";
+    let body = event(id, "org_a", "run_1");
+    // The marks, and the worker's claims (A's message goes out beside its put), wait.
+    for expression in ["SET #s = :enqueued", "SET #s = :processing"] {
+        rig.proxy.rule(Rule {
+            operation: "UpdateItem",
+            body_contains: Some(expression),
+            fault: Fault::Held,
+            times: usize::MAX,
+        });
+    }
+    let a = {
+        let (client, url, body) = (rig.client.clone(), rig.serve.url.clone(), body.clone());
+        let signature = signature(&rig.secret, &body);
+        tokio::spawn(async move {
+            let response = client
+                .post(&url)
+                .header("zof-signature", signature)
+                .body(body)
+                .send()
+                .await
+                .unwrap();
+            let status = response.status().as_u16();
+            (status, response.text().await.unwrap())
+        })
+    };
+    let started = Instant::now();
+    while !rig.proxy.applied().contains(&"UpdateItem".to_string()) {
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "A never marked"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    rig.proxy.rule(Rule {
+        operation: "PutItem",
+        body_contains: Some(id),
+        fault: Fault::ClockAhead(Duration::from_secs(3600)),
+        times: 1,
+    });
+    let b = {
+        let (client, url, body) = (rig.client.clone(), rig.serve.url.clone(), body.clone());
+        let signature = signature(&rig.secret, &body);
+        tokio::spawn(async move {
+            let response = client
+                .post(&url)
+                .header("zof-signature", signature)
+                .body(body)
+                .send()
+                .await
+                .unwrap();
+            let status = response.status().as_u16();
+            (status, response.text().await.unwrap())
+        })
+    };
+    // B's put (the skewed one) has landed and answered: A's record is B's now.
+    let started = Instant::now();
+    loop {
+        let calls = rig.proxy.calls();
+        let skewed = calls
+            .iter()
+            .filter(|c| c.operation == "PutItem" && c.body.contains(id))
+            .nth(1)
+            .is_some_and(|c| c.answered.is_some());
+        if skewed {
+            break;
+        }
+        assert!(started.elapsed() < Duration::from_secs(20), "B never put");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    rig.proxy.release();
+    let (a_status, a_reply) = a.await.unwrap();
+    let (b_status, b_reply) = b.await.unwrap();
+    assert_eq!((a_status, b_status), (503, 200), "A {a_reply}, B {b_reply}");
+    assert!(b_reply.contains("accepted"), "{b_reply}");
+    assert_eq!(rig.deliver(&body).await, (200, "duplicate".to_string()));
+    rig.wait_processed_and_drained(id, &format!("A {a_reply}, B {b_reply}"))
+        .await;
 }
