@@ -90,7 +90,7 @@ impl Rig {
     async fn wait_processed_and_drained(&self, id: &str, context: &str) {
         let started = Instant::now();
         loop {
-            let status = self.status(&id).await;
+            let status = self.status(id).await;
             let attributes = self
                 .sqs
                 .get_queue_attributes()
