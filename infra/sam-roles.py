@@ -5,6 +5,9 @@ function role's managed policies and allowed actions as JSON:
 
     infra/sam-roles.py template.yaml EndpointType=RestApi EnableTracing=true
     {"ReceiverFunctionRole": {"managed": [...], "statements": [{"actions": [...], "resources": [...]}]}, ...}
+
+With --resources first, it prints instead every resource those values create, with its type,
+DeletionPolicy and evaluated properties: {"AlarmTopic": {"type": ..., "deletion": ..., "properties": ...}}.
 """
 import json
 import os
@@ -21,7 +24,9 @@ PSEUDO = {"AWS::Partition": "aws", "AWS::Region": "us-east-1", "AWS::AccountId":
 def main():
     # The translator asks boto for a region; it needs no credentials and makes no call.
     os.environ.setdefault("AWS_DEFAULT_REGION", "us-east-1")
-    path, *assignments = sys.argv[1:]
+    args = sys.argv[1:]
+    resources_only = args[:1] == ["--resources"]
+    path, *assignments = args[1:] if resources_only else args
     with open(path) as f:
         template = yaml_parse(f.read())
     # Packaged, as `sam deploy` uploads it: code in S3.
@@ -54,7 +59,8 @@ def main():
             if key == "Fn::GetAtt":
                 return "getatt:" + (arg if isinstance(arg, str) else ".".join(arg))
         if isinstance(node, dict):
-            return {k: value(v) for k, v in node.items()}
+            pairs = ((k, value(v)) for k, v in node.items())
+            return {k: v for k, v in pairs if v != "AWS::NoValue"}
         if isinstance(node, list):
             return [v for v in (value(x) for x in node) if v != "AWS::NoValue"]
         return node
@@ -72,6 +78,16 @@ def main():
         if key == "Condition":
             return condition(arg)
         raise SystemExit(f"unknown condition function {key}")
+
+    if resources_only:
+        created = {}
+        for name, resource in cfn["Resources"].items():
+            if "Condition" in resource and not condition(resource["Condition"]):
+                continue
+            created[name] = {"type": resource["Type"], "deletion": resource.get("DeletionPolicy"),
+                             "properties": value(resource.get("Properties", {}))}
+        print(json.dumps(created, indent=1, sort_keys=True, default=str))
+        return
 
     roles = {}
     for name, resource in cfn["Resources"].items():

@@ -217,12 +217,9 @@ fn the_transformed_roles_hold_exactly_what_each_function_needs() {
                     );
                 }
             }
-            // Only a REST API needs API Gateway's CloudWatch Logs role (for access logs).
-            assert_eq!(
-                roles.get("ApiGatewayCloudWatchRole").is_some(),
-                endpoint == "RestApi",
-                "{case}"
-            );
+            // The region-wide API Gateway logs role is never made unless asked for
+            // (`the_region_wide_api_gateway_role_is_opt_in_and_kept`).
+            assert!(roles.get("ApiGatewayCloudWatchRole").is_none(), "{case}");
         }
     }
 }
@@ -360,5 +357,112 @@ fn the_dashboard_names_only_metrics_that_exist() {
             shown.contains(&(namespace.into(), name.into(), value.into())),
             "the dashboard does not show {namespace} {name} for {value}"
         );
+    }
+}
+
+/// The resources template.yaml creates for these parameter values (the SAM translator, offline,
+/// conditions evaluated): logical id → `type`, `deletion` (DeletionPolicy) and `properties`.
+fn created(assignments: &[&str]) -> serde_json::Value {
+    let root = e2e::root();
+    let out = std::process::Command::new(root.join(".venv-lint/bin/python"))
+        .arg(root.join("infra/sam-roles.py"))
+        .arg("--resources")
+        .arg(root.join("template.yaml"))
+        .args(assignments)
+        .output()
+        .expect("the lint venv's python (make check-template creates it)");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+/// What only AWS enforces (docs/aws-rules.md): CloudWatch can publish to the alarm topic. Its
+/// key is not the AWS-managed `alias/aws/sns` (whose policy does not let CloudWatch use it and
+/// cannot be edited) but one of the stack's, whose policy lets `cloudwatch.amazonaws.com`
+/// decrypt and make data keys. Every alarm notifies that topic.
+#[test]
+fn alarms_can_publish_to_their_encrypted_topic() {
+    for endpoint in ["HttpApi", "FunctionUrl", "RestApi"] {
+        let stack = created(&[&format!("EndpointType={endpoint}")]);
+        let key_id = stack["AlarmTopic"]["properties"]["KmsMasterKeyId"]
+            .as_str()
+            .unwrap();
+        assert!(!key_id.contains("alias/aws/"), "{key_id}");
+        let key = &stack[key_id];
+        assert_eq!(key["type"], "AWS::KMS::Key", "{key_id}");
+        let statements = key["properties"]["KeyPolicy"]["Statement"]
+            .as_array()
+            .unwrap();
+        let cloudwatch = statements
+            .iter()
+            .find(|s| s["Principal"]["Service"] == "cloudwatch.amazonaws.com")
+            .expect("a statement for CloudWatch");
+        assert_eq!(cloudwatch["Effect"], "Allow");
+        let actions: Vec<&str> = cloudwatch["Action"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|a| a.as_str().unwrap())
+            .collect();
+        assert!(actions.contains(&"kms:Decrypt"), "{actions:?}");
+        assert!(actions.contains(&"kms:GenerateDataKey*"), "{actions:?}");
+        let alarms: Vec<&String> = stack
+            .as_object()
+            .unwrap()
+            .iter()
+            .filter(|(_, r)| r["type"] == "AWS::CloudWatch::Alarm")
+            .map(|(name, _)| name)
+            .collect();
+        assert!(alarms.len() >= 5, "{alarms:?}");
+        for name in alarms {
+            assert_eq!(
+                stack[name]["properties"]["AlarmActions"],
+                serde_json::json!(["AlarmTopic"]),
+                "{name}"
+            );
+        }
+    }
+}
+
+/// What only AWS enforces: API Gateway's CloudWatch Logs role is one setting per account and
+/// region. The stack sets it only when ApiGatewayCloudWatchRoleArn asks (creating the role, or
+/// naming an existing one), keeps what it set when it is deleted, and otherwise leaves the
+/// setting alone and the REST stage without access logs.
+#[test]
+fn the_region_wide_api_gateway_role_is_opt_in_and_kept() {
+    let existing = "arn:aws:iam::123456789012:role/existing-apigw-logs";
+    for endpoint in ["HttpApi", "FunctionUrl", "RestApi"] {
+        for asked in ["", "create", existing] {
+            let stack = created(&[
+                &format!("EndpointType={endpoint}"),
+                &format!("ApiGatewayCloudWatchRoleArn={asked}"),
+            ]);
+            let case = format!("EndpointType={endpoint} ApiGatewayCloudWatchRoleArn={asked}");
+            let sets = endpoint == "RestApi" && !asked.is_empty();
+            let account = &stack["ApiGatewayAccount"];
+            assert_eq!(!account.is_null(), sets, "{case}");
+            assert_eq!(
+                !stack["ApiGatewayCloudWatchRole"].is_null(),
+                endpoint == "RestApi" && asked == "create",
+                "{case}"
+            );
+            if sets {
+                assert_eq!(account["deletion"], "Retain", "{case}");
+                let role = account["properties"]["CloudWatchRoleArn"].as_str().unwrap();
+                if asked == "create" {
+                    assert_eq!(role, "getatt:ApiGatewayCloudWatchRole.Arn", "{case}");
+                    assert_eq!(stack["ApiGatewayCloudWatchRole"]["deletion"], "Retain");
+                } else {
+                    assert_eq!(role, existing, "{case}");
+                }
+            }
+            if endpoint == "RestApi" {
+                let logs = &stack["RestStage"]["properties"]["AccessLogSetting"];
+                assert_eq!(!logs.is_null(), sets, "{case}");
+            }
+        }
     }
 }
