@@ -128,6 +128,23 @@ impl Rig {
         }
     }
 
+    /// One delivery of `body` on its own task: its status and reply, once answered.
+    fn deliver_in_background(&self, body: &[u8]) -> tokio::task::JoinHandle<(u16, String)> {
+        let (client, url, body) = (self.client.clone(), self.serve.url.clone(), body.to_vec());
+        let signature = signature(&self.secret, &body);
+        tokio::spawn(async move {
+            let response = client
+                .post(&url)
+                .header("zof-signature", signature)
+                .body(body)
+                .send()
+                .await
+                .unwrap();
+            let status = response.status().as_u16();
+            (status, response.text().await.unwrap())
+        })
+    }
+
     /// The record's status.
     async fn status(&self, id: &str) -> String {
         let item = self
@@ -386,21 +403,7 @@ async fn a_mark_refused_after_another_delivery_took_the_record_over_is_not_accep
             times: usize::MAX,
         });
     }
-    let a = {
-        let (client, url, body) = (rig.client.clone(), rig.serve.url.clone(), body.clone());
-        let signature = signature(&rig.secret, &body);
-        tokio::spawn(async move {
-            let response = client
-                .post(&url)
-                .header("zof-signature", signature)
-                .body(body)
-                .send()
-                .await
-                .unwrap();
-            let status = response.status().as_u16();
-            (status, response.text().await.unwrap())
-        })
-    };
+    let a = rig.deliver_in_background(&body);
     let started = Instant::now();
     while !rig.proxy.applied().contains(&"UpdateItem".to_string()) {
         assert!(
@@ -415,21 +418,7 @@ async fn a_mark_refused_after_another_delivery_took_the_record_over_is_not_accep
         fault: Fault::ClockAhead(Duration::from_secs(3600)),
         times: 1,
     });
-    let b = {
-        let (client, url, body) = (rig.client.clone(), rig.serve.url.clone(), body.clone());
-        let signature = signature(&rig.secret, &body);
-        tokio::spawn(async move {
-            let response = client
-                .post(&url)
-                .header("zof-signature", signature)
-                .body(body)
-                .send()
-                .await
-                .unwrap();
-            let status = response.status().as_u16();
-            (status, response.text().await.unwrap())
-        })
-    };
+    let b = rig.deliver_in_background(&body);
     // B's put (the skewed one) has landed and answered: A's record is B's now.
     let started = Instant::now();
     loop {
