@@ -79,6 +79,52 @@ async fn wait_until(client: &Client, what: &str, expression: &str) {
     }
 }
 
+/// The page re-renders parts of itself on live updates, so an element found just before a
+/// re-render is stale by the time it is used (WebDriver's stale element reference): each of these
+/// finds it again and retries, rather than hoping no update lands in between.
+async fn on_element<T, F, Fut>(client: &Client, css: &str, act: F) -> T
+where
+    F: Fn(fantoccini::elements::Element) -> Fut,
+    Fut: std::future::Future<Output = Result<T, fantoccini::error::CmdError>>,
+{
+    let started = Instant::now();
+    loop {
+        let element = client.find(Locator::Css(css)).await;
+        let result = match element {
+            Ok(element) => act(element).await,
+            Err(e) => Err(e),
+        };
+        match result {
+            Ok(value) => return value,
+            Err(e) if e.is_stale_element_reference() || e.is_no_such_element() => {
+                assert!(
+                    started.elapsed() < Duration::from_secs(20),
+                    "{css}: still {e} after 20 s"
+                );
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            Err(e) => panic!("{css}: {e}"),
+        }
+    }
+}
+
+async fn click(client: &Client, css: &str) {
+    on_element(client, css, |e| async move { e.click().await.map(|_| ()) }).await
+}
+
+async fn text(client: &Client, css: &str) -> String {
+    on_element(client, css, |e| async move { e.text().await }).await
+}
+
+async fn select(client: &Client, css: &str, value: &str) {
+    on_element(
+        client,
+        css,
+        |e| async move { e.select_by_value(value).await },
+    )
+    .await
+}
+
 /// The status code `request` gets.
 async fn code(request: reqwest::RequestBuilder) -> u16 {
     request.send().await.unwrap().status().as_u16()
@@ -125,26 +171,14 @@ async fn the_console_shows_events_live_opens_details_replays_and_filters() {
     save("console-list.png", &client.screenshot().await.unwrap());
 
     // Its detail: the record, the outcome, the body pretty-printed.
-    client
-        .find(Locator::Css("#events tr[data-id=\"evt_console_1\"]"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    click(&client, "#events tr[data-id=\"evt_console_1\"]").await;
     wait_until(
         &client,
         "the detail opened",
         "document.querySelector('#detail h2')?.textContent === 'evt_console_1'",
     )
     .await;
-    let body = client
-        .find(Locator::Css("#body"))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let body = text(&client, "#body").await;
     assert!(body.contains("\"id\": \"evt_console_1\""), "{body}");
     assert!(client
         .current_url()
@@ -155,13 +189,7 @@ async fn the_console_shows_events_live_opens_details_replays_and_filters() {
     save("console-detail.png", &client.screenshot().await.unwrap());
 
     // Replay: processed again, and the page shows it.
-    client
-        .find(Locator::Css("#replay"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    click(&client, "#replay").await;
     wait_until(
         &client,
         "the replay shows",
@@ -188,13 +216,7 @@ async fn the_console_shows_events_live_opens_details_replays_and_filters() {
     );
 
     // Filters: by status, kept in the address.
-    client
-        .find(Locator::Css("#status"))
-        .await
-        .unwrap()
-        .select_by_value("failed")
-        .await
-        .unwrap();
+    select(&client, "#status", "failed").await;
     wait_until(
         &client,
         "no failed events",
@@ -207,13 +229,7 @@ async fn the_console_shows_events_live_opens_details_replays_and_filters() {
         .unwrap()
         .as_str()
         .contains("status=failed"));
-    client
-        .find(Locator::Css("#status"))
-        .await
-        .unwrap()
-        .select_by_value("processed")
-        .await
-        .unwrap();
+    select(&client, "#status", "processed").await;
     wait_until(
         &client,
         "the processed events",
