@@ -407,6 +407,21 @@ async fn a_partly_failed_attempt_does_not_repeat_the_sink_that_succeeded() {
     );
 }
 
+/// POSTs `body` to `serve`, signed with the secret it generated in `dir`: the status.
+async fn post_signed(serve: &e2e::Serve, dir: &std::path::Path, body: Vec<u8>) -> u16 {
+    let secret = std::fs::read_to_string(dir.join("secret")).unwrap();
+    let (name, value) = e2e::sign(secret.trim(), &body);
+    reqwest::Client::new()
+        .post(&serve.url)
+        .header(name, value)
+        .body(body)
+        .send()
+        .await
+        .unwrap()
+        .status()
+        .as_u16()
+}
+
 #[tokio::test]
 async fn zofhook_serve_reconciles_and_notifies() {
     let fake = Fake::default();
@@ -429,17 +444,10 @@ async fn zofhook_serve_reconciles_and_notifies() {
         &["--zof-api-base-url", &base, "--notify-url", &notify],
         &[],
     );
-    let secret = std::fs::read_to_string(dir.join("secret")).unwrap();
-    let body = message("evt_serve_ds");
-    let (name, value) = e2e::sign(secret.trim(), &body);
-    let response = reqwest::Client::new()
-        .post(&serve.url)
-        .header(name, value)
-        .body(body)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status().as_u16(), 200);
+    assert_eq!(
+        post_signed(&serve, &dir, message("evt_serve_ds")).await,
+        200
+    );
     let started = std::time::Instant::now();
     while fake.seen("/notify").is_empty() {
         assert!(
@@ -512,4 +520,103 @@ async fn eventbridge_calls_have_the_downstream_timeout_not_the_ledgers() {
     let detail: Value =
         serde_json::from_str(calls[0].body["Entries"][0]["Detail"].as_str().unwrap()).unwrap();
     assert_eq!(detail["event_id"], "evt_slow_bus");
+}
+
+/// What only AWS enforces: a DynamoDB item is at most 400 KB, and the emulator refuses larger
+/// ones too. A 120 KB body whose run answer from Zof is 330 KB: the record keeps the body and a
+/// bounded outcome (the run's status, its small fields, the sinks), so the outcome is recorded,
+/// the event ends `processed` and the notify URL hears of it exactly once, with the whole run.
+/// A default `zofhook serve --aws` on the emulator's table and queue.
+#[tokio::test]
+async fn a_large_body_with_a_larger_run_answer_is_processed_and_notified_once() {
+    use aws_sdk_dynamodb::types::AttributeValue;
+    let fake = Fake::default();
+    let mut big_run = run("passed");
+    big_run["log"] = json!("r".repeat(330 * 1024));
+    fake.script(RUN_PATH, vec![], answer(200, big_run));
+    fake.script("/notify", vec![], answer(200, json!({})));
+    let base = fake.start().await;
+    let sdk = e2e::sdk().await;
+    let (dynamo, table) = e2e::create_table(&sdk).await;
+    let (sqs, queue_url) = e2e::create_queue(&sdk).await;
+    let dir = e2e::data_dir();
+    let notify = format!("{base}/notify");
+    let mut env = e2e::aws_env();
+    env.push(("ZOFHOOK_ZOF_API_TOKEN", "tok_local".into()));
+    let serve = e2e::Serve::start_aws(
+        &dir,
+        &table,
+        &queue_url,
+        &["--zof-api-base-url", &base, "--notify-url", &notify],
+        &env,
+    );
+    let body = json!({"id": "evt_big", "type": "run.completed", "created": "2026-05-20T12:00:00Z",
+        "data": {"object": {"id": "res_1", "organization_id": "org_a", "run_id": "run_1",
+                            "notes": "b".repeat(120 * 1024)}}})
+    .to_string()
+    .into_bytes();
+    assert_eq!(post_signed(&serve, &dir, body).await, 200);
+    let started = std::time::Instant::now();
+    let item = loop {
+        let item = dynamo
+            .get_item()
+            .table_name(&table)
+            .key("id", AttributeValue::S("evt_big".into()))
+            .consistent_read(true)
+            .send()
+            .await
+            .unwrap()
+            .item()
+            .cloned()
+            .unwrap_or_default();
+        let in_flight = sqs
+            .get_queue_attributes()
+            .queue_url(&queue_url)
+            .attribute_names(aws_sdk_sqs::types::QueueAttributeName::All)
+            .send()
+            .await
+            .unwrap()
+            .attributes()
+            .cloned()
+            .unwrap_or_default();
+        let left = |n| in_flight.get(&n).cloned().unwrap_or_default();
+        let drained = left(aws_sdk_sqs::types::QueueAttributeName::ApproximateNumberOfMessages)
+            == "0"
+            && left(aws_sdk_sqs::types::QueueAttributeName::ApproximateNumberOfMessagesNotVisible)
+                == "0";
+        if item.get("status") == Some(&AttributeValue::S("processed".into())) && drained {
+            break item;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "not processed and drained: {:?} {:?}\n{}",
+            item.get("status"),
+            item.get("error"),
+            serve.stderr()
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    let notified = fake.seen("/notify");
+    assert_eq!(notified.len(), 1, "{}", serve.stderr());
+    assert_eq!(
+        notified[0].body["run"]["log"].as_str().map(str::len),
+        Some(330 * 1024),
+        "the sink got the whole run"
+    );
+    let Some(AttributeValue::S(outcome)) = item.get("outcome") else {
+        panic!("no outcome: {item:?}")
+    };
+    assert!(outcome.len() <= zofhook_core::downstream::OUTCOME_MAX_BYTES);
+    let outcome: Value = serde_json::from_str(outcome).unwrap();
+    assert_eq!(outcome["status"], "passed");
+    assert_eq!(outcome["sinks"], json!({"notify": "ok"}));
+    assert_eq!(outcome["run_truncated"], true);
+    assert_eq!(outcome["run"]["id"], "run_1");
+    assert_eq!(outcome["run"]["url"], "https://zof.example/runs/run_1");
+    assert!(outcome["run"]["log"].as_str().unwrap().len() < 300);
+    let Some(AttributeValue::S(stored_body)) = item.get("body") else {
+        panic!("no body")
+    };
+    assert!(stored_body.len() > 120 * 1024, "the body is kept whole");
+    assert!(!serve.stderr().contains("refused"), "{}", serve.stderr());
 }

@@ -1,7 +1,7 @@
 //! The process pipeline (DESIGN.md section 4, worker side): a queued event in, claim →
 //! downstream → record, and whether the message should be acknowledged or retried.
 
-use crate::downstream::Downstream;
+use crate::downstream::{Downstream, DownstreamError, Progress};
 use crate::event::{self, Envelope};
 use crate::ledger::{Ledger, LedgerError, Record};
 pub use crate::protocol::Handled;
@@ -133,15 +133,23 @@ impl Processor {
                 ),
                 WorkCall::Read => WorkInput::Read(self.bounded(self.ledger.get(id)).await),
                 // Never work past our own lease: after it, another worker may take it over.
-                WorkCall::Deliver(record) => WorkInput::Delivered(
-                    tokio::time::timeout(work_limit, self.downstream.deliver(envelope, &record))
-                        .await
-                        .unwrap_or_else(|_| {
-                            Err(crate::downstream::DownstreamError::retryable(
-                                "downstream work outlived the processing lease",
-                            ))
-                        }),
-                ),
+                // What it achieved before the limit (the sinks that succeeded) is kept.
+                WorkCall::Deliver(record) => {
+                    let progress = Progress::default();
+                    let work = self.downstream.deliver(envelope, &record, &progress);
+                    WorkInput::Delivered(
+                        tokio::time::timeout(work_limit, work)
+                            .await
+                            .unwrap_or_else(|_| {
+                                Err(DownstreamError {
+                                    partial: progress.take(),
+                                    ..DownstreamError::retryable(
+                                        "downstream work outlived the processing lease",
+                                    )
+                                })
+                            }),
+                    )
+                }
                 WorkCall::Finish(outcome) => {
                     let at = rfc3339((self.clock)());
                     WorkInput::Finished(

@@ -10,7 +10,7 @@
 //! delivery's only while it carries that delivery's token, and `accepted` is answered only when
 //! the store shows this delivery's own record queued or claimed.
 
-use crate::downstream::DownstreamError;
+use crate::downstream::{self, DownstreamError};
 use crate::ledger::{may_begin, Begin, Claim, LedgerError, Record, Status};
 use crate::queue::QueueError;
 use serde_json::Value;
@@ -363,7 +363,8 @@ enum WorkPhase {
     /// The claim failed; reading whether it landed. The claim's error.
     CheckingClaim(String),
     Delivering,
-    Finishing,
+    /// Recording this outcome.
+    Finishing(Value),
     /// The outcome write did not answer `true`; reading what the store holds. Why.
     CheckingFinish(String),
     /// Recording the failure; the downstream error.
@@ -416,18 +417,33 @@ impl Working {
                 Ok(Some(stored)) if self.holds(&stored, Status::Processing) => self.deliver(stored),
                 _ => self.done(Handled::Retry(why)),
             },
+            // What the record keeps is bounded (no write may exceed the store's item limit).
             (WorkPhase::Delivering, WorkInput::Delivered(delivered)) => match delivered {
-                Ok(outcome) => self.then(WorkPhase::Finishing, WorkCall::Finish(outcome)),
-                Err(e) => self.then(
-                    WorkPhase::Failing(e.message.clone()),
-                    WorkCall::Fail {
-                        error: e.message,
-                        partial: e.partial,
-                    },
-                ),
+                Ok(outcome) => {
+                    let outcome = downstream::bounded(outcome);
+                    self.then(
+                        WorkPhase::Finishing(outcome.clone()),
+                        WorkCall::Finish(outcome),
+                    )
+                }
+                Err(e) => self.fail(e.message, e.partial),
             },
-            (WorkPhase::Finishing, WorkInput::Finished(finished)) => match finished {
+            (WorkPhase::Finishing(outcome), WorkInput::Finished(finished)) => match finished {
                 Ok(true) => self.done(Handled::Processed),
+                // A write that can never succeed: the attempt ends `failed`, keeping the sinks
+                // already told, so that the retry repeats none of them.
+                Err(LedgerError::Rejected(why)) => {
+                    let mut partial = serde_json::Map::new();
+                    for key in ["status", "sinks"] {
+                        if let Some(v) = outcome.get(key) {
+                            partial.insert(key.into(), v.clone());
+                        }
+                    }
+                    self.fail(
+                        format!("the ledger refused the outcome: {why}"),
+                        Some(Value::Object(partial)),
+                    )
+                }
                 // Our lease was lost before the outcome was recorded (another worker claimed
                 // after it), or no answer: only a `processed` record lets the message go. A
                 // message acknowledged while another worker's attempt is still open could be
@@ -453,6 +469,17 @@ impl Working {
         }
     }
 
+    fn fail(&mut self, error: String, partial: Option<Value>) -> Option<WorkCall> {
+        let error = downstream::bounded_error(error);
+        self.then(
+            WorkPhase::Failing(error.clone()),
+            WorkCall::Fail {
+                error,
+                partial: partial.map(downstream::bounded),
+            },
+        )
+    }
+
     fn holds(&self, record: &Record, status: Status) -> bool {
         record.status == status && record.lease_token.as_deref() == Some(self.token.as_str())
     }
@@ -469,5 +496,94 @@ impl Working {
     fn done(&mut self, handled: Handled) -> Option<WorkCall> {
         self.phase = WorkPhase::Done(handled);
         None
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ledger::Record;
+    use serde_json::json;
+
+    fn claimed(token: &str) -> Record {
+        let body = br#"{"id":"evt_1","type":"run.completed","created":"2026-05-20T12:00:00Z","data":{"object":{"run_id":"run_1"}}}"#;
+        let envelope = crate::event::parse(body).unwrap();
+        Record::claimed(&envelope, body, token, 0, 60_000, 86_400)
+    }
+
+    /// The outcome a worker records is bounded before the write; a write the store refuses as
+    /// invalid ends the attempt `failed` with the sinks already told, never repeating them.
+    #[test]
+    fn a_refused_outcome_ends_the_attempt_failed_with_its_sinks() {
+        let (mut w, first) = Working::start("t1");
+        assert_eq!(first, WorkCall::Claim);
+        let next = w.on(WorkInput::Claimed(Ok(Claim::Claimed(claimed("t1")))));
+        assert!(matches!(next, Some(WorkCall::Deliver(_))));
+        let huge = json!({"status": "passed", "run": {"id": "run_1", "log": "x".repeat(500_000)},
+                          "sinks": {"notify": "ok"}});
+        let Some(WorkCall::Finish(outcome)) = w.on(WorkInput::Delivered(Ok(huge))) else {
+            panic!("no finish")
+        };
+        assert!(outcome.to_string().len() <= downstream::OUTCOME_MAX_BYTES);
+        assert_eq!(outcome["run"]["id"], "run_1");
+        assert_eq!(outcome["run_truncated"], true);
+        let next = w.on(WorkInput::Finished(Err(LedgerError::Rejected(
+            "Item size has exceeded the maximum allowed size".into(),
+        ))));
+        let Some(WorkCall::Fail { error, partial }) = next else {
+            panic!("not failed: {next:?}")
+        };
+        assert!(error.contains("refused"), "{error}");
+        assert_eq!(
+            partial,
+            Some(json!({"status": "passed", "sinks": {"notify": "ok"}}))
+        );
+        assert_eq!(w.on(WorkInput::Failed(Ok(true))), None);
+        assert!(matches!(w.handled(), Some(Handled::Retry(_))));
+    }
+
+    /// An unanswered outcome write is still read back (it may have landed), not failed.
+    #[test]
+    fn an_unavailable_outcome_write_is_read_back() {
+        let (mut w, _) = Working::start("t1");
+        w.on(WorkInput::Claimed(Ok(Claim::Claimed(claimed("t1")))));
+        w.on(WorkInput::Delivered(Ok(json!({"status": "passed"}))));
+        let next = w.on(WorkInput::Finished(Err(LedgerError::Unavailable(
+            "timed out".into(),
+        ))));
+        assert_eq!(next, Some(WorkCall::Read));
+    }
+
+    #[test]
+    fn errors_and_small_outcomes_are_kept_and_large_ones_cut() {
+        let small = json!({"status": "failed", "run": {"id": "r", "steps": [1, 2]}, "sinks": {}});
+        assert_eq!(downstream::bounded(small.clone()), small);
+        let error = "é".repeat(10_000);
+        let kept = downstream::bounded_error(error);
+        assert!(kept.len() <= downstream::ERROR_MAX_BYTES && kept.ends_with("..."));
+        let many: serde_json::Map<String, Value> = (0..5_000)
+            .map(|i| (format!("field_{i:05}"), json!("v".repeat(100))))
+            .collect();
+        let cut = downstream::bounded(json!({"status": "passed", "run": many}));
+        assert!(cut.to_string().len() <= downstream::OUTCOME_MAX_BYTES);
+        assert_eq!(cut["run"]["field_00000"], "v".repeat(100));
+    }
+
+    /// An EventBridge detail stays under PutEvents' 256 KB with a 330 KB run, and keeps the
+    /// event id consumers dedupe on.
+    #[test]
+    fn an_event_detail_fits_put_events() {
+        let body = json!({"event_id": "evt_1", "status": "passed",
+                          "run": {"id": "run_1", "log": "x".repeat(330 * 1024)}});
+        let detail = downstream::fitted(&body, downstream::EVENT_DETAIL_MAX_BYTES);
+        assert!(detail.to_string().len() <= downstream::EVENT_DETAIL_MAX_BYTES);
+        assert_eq!(detail["event_id"], "evt_1");
+        assert_eq!(detail["run"]["id"], "run_1");
+        assert_eq!(detail["run_truncated"], true);
+        let small = json!({"event_id": "evt_2", "run": {"id": "run_2"}});
+        assert_eq!(
+            downstream::fitted(&small, downstream::EVENT_DETAIL_MAX_BYTES),
+            small
+        );
     }
 }

@@ -1,7 +1,8 @@
 //! The EventBridge sink: one `PutEvents` entry per processed event on `EventBusName`, source
 //! `zof.webhooks`, detail-type the event type, detail the notification body, whose `event_id`
 //! is what a consumer dedupes on (a `PutEvents` that landed but answered late is sent again).
-//! Its calls have the downstream timeouts (`DownstreamTimeoutMs`), not the ledger's short ones
+//! A detail over `PutEvents`' 256 KB limit carries the run cut to its top-level fields
+//! ([`super::fitted`], `"run_truncated": true`). Its calls have the downstream timeouts (`DownstreamTimeoutMs`), not the ledger's short ones
 //! of the client it was built from.
 
 use super::DownstreamError;
@@ -35,7 +36,7 @@ impl EventBridgeSink {
             .event_bus_name(&self.bus)
             .source(SOURCE)
             .detail_type(detail_type)
-            .detail(detail.to_string())
+            .detail(super::fitted(detail, super::EVENT_DETAIL_MAX_BYTES).to_string())
             .build();
         let out = self
             .client

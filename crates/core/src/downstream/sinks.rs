@@ -4,7 +4,7 @@
 
 #[cfg(feature = "eventbridge")]
 use super::eventbridge;
-use super::{notification, notify, zof_api, Downstream, DownstreamError, NOTIFY};
+use super::{notification, notify, zof_api, Downstream, DownstreamError, Progress, NOTIFY};
 use crate::config::Config;
 use crate::event::Envelope;
 use crate::ledger::Record;
@@ -100,7 +100,12 @@ impl Sinks {
 
 #[async_trait]
 impl Downstream for Sinks {
-    async fn deliver(&self, event: &Envelope, record: &Record) -> Result<Value, DownstreamError> {
+    async fn deliver(
+        &self,
+        event: &Envelope,
+        record: &Record,
+        progress: &Progress,
+    ) -> Result<Value, DownstreamError> {
         let previous = record.outcome.clone().unwrap_or(Value::Null);
         let mut done: Map<String, Value> = super::sinks_done(record.outcome.as_ref());
         let run = self.reconcile(event, &previous).await.map_err(|mut e| {
@@ -113,6 +118,9 @@ impl Downstream for Sinks {
             zof_api::run_state(&run)
         };
         let body = notification(event, &status, &run);
+        let so_far =
+            |done: &Map<String, Value>| json!({ "status": status, "run": run, "sinks": done });
+        progress.set(&so_far(&done));
         let mut failures = Vec::new();
         let mut permanent = false;
         if let Some(notifier) = &self.notify {
@@ -120,6 +128,7 @@ impl Downstream for Sinks {
                 match notifier.send(&event.id, &body).await {
                     Ok(()) => {
                         done.insert(NOTIFY.into(), json!("ok"));
+                        progress.set(&so_far(&done));
                     }
                     Err(e) => {
                         permanent |= e.permanent;
@@ -134,6 +143,7 @@ impl Downstream for Sinks {
                 match bus.publish(&event.kind, &body).await {
                     Ok(()) => {
                         done.insert(EVENTBRIDGE.into(), json!("ok"));
+                        progress.set(&so_far(&done));
                     }
                     Err(e) => {
                         permanent |= e.permanent;
@@ -142,7 +152,7 @@ impl Downstream for Sinks {
                 }
             }
         }
-        let outcome = json!({ "status": status, "run": run, "sinks": done });
+        let outcome = so_far(&done);
         if failures.is_empty() {
             Ok(outcome)
         } else {

@@ -7,7 +7,7 @@ use super::{
     Record, ReplayStart, Selection, Status,
 };
 use async_trait::async_trait;
-use aws_sdk_dynamodb::error::{DisplayErrorContext, SdkError};
+use aws_sdk_dynamodb::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
 use aws_sdk_dynamodb::operation::delete_item::DeleteItemError;
 use aws_sdk_dynamodb::operation::put_item::PutItemError;
 use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
@@ -130,10 +130,18 @@ fn n(v: i64) -> AttributeValue {
     AttributeValue::N(v.to_string())
 }
 
-fn unavailable<E: std::error::Error + Send + Sync + 'static, R: std::fmt::Debug>(
-    e: SdkError<E, R>,
-) -> LedgerError {
-    LedgerError::Unavailable(DisplayErrorContext(&e).to_string())
+/// A failed call: `Rejected` when DynamoDB refused the request itself (a `ValidationException`:
+/// an item over 400 KB, say), which no retry can mend; `Unavailable` otherwise.
+fn unavailable<E, R>(e: SdkError<E, R>) -> LedgerError
+where
+    E: std::error::Error + ProvideErrorMetadata + Send + Sync + 'static,
+    R: std::fmt::Debug,
+{
+    let text = DisplayErrorContext(&e).to_string();
+    match e.as_service_error().and_then(ProvideErrorMetadata::code) {
+        Some("ValidationException") => LedgerError::Rejected(text),
+        _ => LedgerError::Unavailable(text),
+    }
 }
 
 pub fn to_item(r: &Record) -> Item {

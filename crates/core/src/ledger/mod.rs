@@ -331,6 +331,10 @@ pub enum Claim {
 pub enum LedgerError {
     #[error("the ledger is unavailable: {0}")]
     Unavailable(String),
+    /// The store refused the write as invalid (DynamoDB's `ValidationException`, such as an item
+    /// over 400 KB): retrying the same write can never succeed.
+    #[error("the ledger refused the write: {0}")]
+    Rejected(String),
     #[error("the ledger holds a record it cannot read: {0}")]
     Corrupt(String),
     #[error("{0:?} is not a cursor this ledger gave out")]

@@ -29,7 +29,12 @@ struct Flaky {
 
 #[async_trait]
 impl Downstream for Flaky {
-    async fn deliver(&self, _event: &Envelope, record: &Record) -> Result<Value, DownstreamError> {
+    async fn deliver(
+        &self,
+        _event: &Envelope,
+        record: &Record,
+        _progress: &Progress,
+    ) -> Result<Value, DownstreamError> {
         self.seen_outcomes
             .lock()
             .unwrap()
@@ -234,7 +239,12 @@ struct LeaseSpy(Mutex<Vec<i64>>);
 
 #[async_trait]
 impl Downstream for LeaseSpy {
-    async fn deliver(&self, _event: &Envelope, record: &Record) -> Result<Value, DownstreamError> {
+    async fn deliver(
+        &self,
+        _event: &Envelope,
+        record: &Record,
+        _progress: &Progress,
+    ) -> Result<Value, DownstreamError> {
         self.0.lock().unwrap().push(record.lease_until);
         Err(DownstreamError::retryable("down"))
     }
@@ -255,4 +265,35 @@ async fn a_lambda_invocations_claim_lasts_its_remaining_time_plus_a_margin() {
     p.process_within(&message("evt_2"), None, Duration::from_secs(4000))
         .await;
     assert_eq!(spy.0.lock().unwrap()[1], T0 + 360_000);
+}
+
+/// Tells its first sink, then hangs until the work limit stops it.
+struct Hangs;
+
+#[async_trait]
+impl Downstream for Hangs {
+    async fn deliver(
+        &self,
+        _event: &Envelope,
+        _record: &Record,
+        progress: &Progress,
+    ) -> Result<Value, DownstreamError> {
+        progress.set(&json!({"status": "passed", "run": null, "sinks": {"notify": "ok"}}));
+        std::future::pending().await
+    }
+}
+
+#[tokio::test]
+async fn an_attempt_stopped_by_its_work_limit_keeps_the_sinks_it_told() {
+    let ledger = Arc::new(MemoryLedger::new());
+    let p = processor(ledger.clone(), Arc::new(Hangs));
+    // 2 s left: the work stops after 1 s, leaving time to record the failure.
+    let handled = p
+        .process_within(&message("evt_1"), None, Duration::from_secs(2))
+        .await;
+    assert!(!handled.acknowledged());
+    let stored = ledger.get("evt_1").await.unwrap().unwrap();
+    assert_eq!(stored.status, Status::Failed);
+    assert!(stored.error.unwrap().contains("outlived"));
+    assert_eq!(stored.outcome.unwrap()["sinks"], json!({"notify": "ok"}));
 }
