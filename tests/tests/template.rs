@@ -8,11 +8,27 @@ use zofhook_core::config::{self, SETTINGS};
 /// Settings that reach a resource rather than a function's environment.
 const RESOURCE_SETTINGS: &[(&str, &str)] = &[("MaxReceiveCount", "the queue's RedrivePolicy")];
 
+/// Settings the stack derives from another parameter instead of taking as one (so that no
+/// combination breaks a rule AWS enforces): the setting and what it comes from.
+const DERIVED_SETTINGS: &[(&str, &str)] = &[("ProcessingLeaseSeconds", "WorkerTimeoutSeconds")];
+
 #[test]
 fn every_setting_is_a_parameter_with_the_same_default() {
     let template = Template::load();
     let params: HashMap<String, Option<String>> = template.parameters().into_iter().collect();
     for s in SETTINGS {
+        if let Some((_, from)) = DERIVED_SETTINGS.iter().find(|(p, _)| *p == s.param) {
+            assert!(!params.contains_key(s.param), "{} is derived", s.param);
+            assert!(params.contains_key(*from));
+            // Derived from the default, it is the setting's default.
+            let env = template.stack(&[]).env("WorkerFunction");
+            assert!(
+                env.contains(&(s.env(), s.default.to_string())),
+                "{} from {from}'s default",
+                s.param
+            );
+            continue;
+        }
         let default = params
             .get(s.param)
             .unwrap_or_else(|| panic!("{} is not a template parameter", s.param));
@@ -464,5 +480,404 @@ fn the_region_wide_api_gateway_role_is_opt_in_and_kept() {
                 assert_eq!(!logs.is_null(), sets, "{case}");
             }
         }
+    }
+}
+
+/// What AWS enforces, or the pipeline needs, of one set of parameter values: each rule of
+/// docs/aws-rules.md that parameters can break, by its name there.
+mod aws_rules {
+    use e2e::template::Stack;
+    use zofhook_core::config::Config;
+    use zofhook_core::downstream::{ERROR_MAX_BYTES, OUTCOME_MAX_BYTES};
+
+    /// What the rules read, evaluated from the template for one set of values.
+    #[derive(Debug, Clone, PartialEq, Eq, Hash)]
+    pub struct Effective {
+        pub worker_timeout: u64,
+        pub receiver_timeout: u64,
+        pub visibility: u64,
+        pub batch_size: u64,
+        pub batching_window: u64,
+        pub max_receive_count: u64,
+        pub retry_max: u64,
+        pub retention: u64,
+        pub dlq_retention: u64,
+        pub zof_api_url: String,
+        pub zof_api_token_arn: String,
+        pub max_body: u64,
+        pub response_deadline_ms: u64,
+    }
+
+    impl Effective {
+        pub fn of(stack: &Stack) -> Effective {
+            let worker = stack.env("WorkerFunction");
+            let var = |name: &str| {
+                worker
+                    .iter()
+                    .rev()
+                    .find(|(k, _)| k == name)
+                    .map(|(_, v)| v.clone())
+                    .unwrap_or_default()
+            };
+            let num = |name: &str| var(name).parse::<u64>().unwrap();
+            let sqs = ["Events", "Queue", "Properties"];
+            Effective {
+                worker_timeout: stack.number("WorkerFunction", &["Timeout"]),
+                receiver_timeout: stack.number("ReceiverFunction", &["Timeout"]),
+                visibility: stack.number("EventQueue", &["VisibilityTimeout"]),
+                batch_size: stack.number("WorkerFunction", &[sqs[0], sqs[1], sqs[2], "BatchSize"]),
+                batching_window: stack.number(
+                    "WorkerFunction",
+                    &[sqs[0], sqs[1], sqs[2], "MaximumBatchingWindowInSeconds"],
+                ),
+                max_receive_count: stack
+                    .number("EventQueue", &["RedrivePolicy", "maxReceiveCount"]),
+                retry_max: num("ZOFHOOK_RETRY_MAX_SECONDS"),
+                retention: stack.number("EventQueue", &["MessageRetentionPeriod"]),
+                dlq_retention: stack.number("DeadLetterQueue", &["MessageRetentionPeriod"]),
+                zof_api_url: var("ZOFHOOK_ZOF_API_BASE_URL"),
+                zof_api_token_arn: var("ZOFHOOK_ZOF_API_TOKEN_ARN"),
+                max_body: num("ZOFHOOK_MAX_BODY_BYTES"),
+                response_deadline_ms: num("ZOFHOOK_RESPONSE_DEADLINE_MS"),
+            }
+        }
+    }
+
+    /// The rules of docs/aws-rules.md this checker evaluates: [`broken`]'s, and `config`
+    /// ([`config_starts`]).
+    pub const RULES: &[&str] = &[
+        "trigger-visibility",
+        "sqs-visibility-limit",
+        "batch-window",
+        "batch-size",
+        "zof-api-token",
+        "receives",
+        "retention",
+        "lambda-timeout",
+        "integration-timeout",
+        "sqs-message-size",
+        "lambda-payload",
+        "item-size",
+        "config",
+    ];
+
+    /// The rules these values break, by name.
+    pub fn broken(e: &Effective) -> Vec<&'static str> {
+        let mut broken = Vec::new();
+        let mut rule = |name: &'static str, holds: bool| {
+            assert!(RULES.contains(&name), "{name} is not in RULES");
+            if !holds {
+                broken.push(name);
+            }
+        };
+        // CreateEventSourceMapping refuses a queue whose visibility timeout is shorter than the
+        // function's timeout; AWS advises 6 times it.
+        rule(
+            "trigger-visibility",
+            e.visibility >= e.worker_timeout.saturating_mul(6),
+        );
+        rule(
+            "sqs-visibility-limit",
+            e.visibility <= 43_200 && e.retry_max <= 43_200,
+        );
+        rule("batch-window", e.batch_size <= 10 || e.batching_window >= 1);
+        rule("batch-size", (1..=10_000).contains(&e.batch_size));
+        rule(
+            "zof-api-token",
+            e.zof_api_url.is_empty() || !e.zof_api_token_arn.is_empty(),
+        );
+        rule("receives", e.max_receive_count >= 3);
+        // A message's retention runs from its first send, in the dead-letter queue too: the
+        // longest retries end within half of it.
+        let longest = e.max_receive_count * e.retry_max.max(e.visibility);
+        rule(
+            "retention",
+            longest <= e.retention / 2 && longest <= e.dlq_retention / 2,
+        );
+        rule(
+            "lambda-timeout",
+            (1..=900).contains(&e.worker_timeout) && (1..=900).contains(&e.receiver_timeout),
+        );
+        rule(
+            "integration-timeout",
+            e.response_deadline_ms < e.receiver_timeout * 1000 && e.receiver_timeout < 29,
+        );
+        rule("sqs-message-size", e.max_body <= 262_144);
+        // A function URL or API Gateway hands the body base64-encoded, with its headers.
+        rule(
+            "lambda-payload",
+            e.max_body.div_ceil(3) * 4 + 65_536 <= 6 * 1024 * 1024,
+        );
+        // The body, the bounded outcome and error, and the rest of the record (ids, hashes,
+        // times: under 4 KiB).
+        rule(
+            "item-size",
+            e.max_body + (OUTCOME_MAX_BYTES + ERROR_MAX_BYTES + 4_096) as u64 <= 400 * 1024,
+        );
+        broken
+    }
+
+    /// Whether each function's settings start it (a function that cannot read its settings
+    /// answers nothing), or the first error.
+    pub fn config_starts(stack: &Stack) -> Result<(), String> {
+        for function in ["ReceiverFunction", "WorkerFunction"] {
+            let env = stack.env(function);
+            Config::from_lookup(|k| {
+                env.iter()
+                    .rev()
+                    .find(|(name, _)| name == k)
+                    .map(|(_, v)| v.clone())
+            })
+            .map_err(|e| format!("{function}: {e}"))?;
+        }
+        Ok(())
+    }
+}
+
+/// The parameters the rules of docs/aws-rules.md read, and the value an empty-by-default text
+/// takes besides empty.
+const RULE_PARAMETERS: &[(&str, Option<&str>)] = &[
+    ("WorkerTimeoutSeconds", None),
+    ("WorkerBatchSize", None),
+    ("WorkerBatchingWindowSeconds", None),
+    ("ZofApiBaseUrl", Some("https://api.zof.example")),
+    ("ZofApiToken", Some("zof_token")),
+    ("MaxReceiveCount", None),
+    ("RetryBaseSeconds", None),
+    ("RetryMaxSeconds", None),
+    ("ReceiveLeaseSeconds", None),
+    ("ResponseDeadlineMs", None),
+    ("StoreTimeoutMs", None),
+    ("MaxBodyBytes", None),
+];
+
+/// What only AWS enforces (docs/aws-rules.md): every combination of the extreme values of the
+/// parameters the rules read (every allowed value of a list; minimum and maximum of a number;
+/// empty and set for a text), and the defaults, is either refused by the template's `Rules`
+/// before anything deploys, or deploys a stack that breaks no rule and whose functions start.
+#[test]
+fn no_combination_of_extreme_parameters_breaks_an_aws_rule() {
+    let template = Template::load();
+    let axes: Vec<(&str, Vec<String>)> = RULE_PARAMETERS
+        .iter()
+        .map(|(name, set)| {
+            let mut values = template.extremes(name);
+            values.extend(set.map(str::to_string));
+            (*name, values)
+        })
+        .collect();
+    let total: usize = axes.iter().map(|(_, v)| v.len()).product::<usize>() + 1;
+    let (mut refused, mut deployed) = (HashMap::<String, usize>::new(), 0usize);
+    let mut failures = Vec::new();
+    let mut starts = HashMap::new();
+    for n in 0..total {
+        let mut rest = n;
+        // The last one is the defaults.
+        let values: Vec<(&str, String)> = if n + 1 == total {
+            Vec::new()
+        } else {
+            axes.iter()
+                .map(|(name, vals)| {
+                    let v = vals[rest % vals.len()].clone();
+                    rest /= vals.len();
+                    (*name, v)
+                })
+                .collect()
+        };
+        let stack = template.stack(&values);
+        assert_eq!(stack.out_of_range(), None, "{values:?}");
+        if let Some(rule) = stack.refused_by() {
+            *refused.entry(rule).or_default() += 1;
+            continue;
+        }
+        deployed += 1;
+        let effective = aws_rules::Effective::of(&stack);
+        let broken = aws_rules::broken(&effective);
+        if !broken.is_empty() && failures.len() < 10 {
+            failures.push(format!("{values:?} breaks {broken:?}: {effective:?}"));
+        }
+        // The settings' validity depends on these values only (the others are defaults).
+        let key: Vec<String> = values
+            .iter()
+            .filter(|(k, _)| !k.starts_with("WorkerBatch") && *k != "MaxReceiveCount")
+            .map(|(_, v)| v.clone())
+            .collect();
+        let started = starts
+            .entry(key)
+            .or_insert_with(|| aws_rules::config_starts(&stack));
+        if let Err(e) = started {
+            if failures.len() < 10 {
+                failures.push(format!("{values:?}: a function cannot start: {e}"));
+            }
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+    // The rules did refuse something, and most combinations deploy.
+    assert!(
+        refused.contains_key("BatchAboveTenNeedsAWindow")
+            && refused.contains_key("ZofApiNeedsItsToken"),
+        "{refused:?}"
+    );
+    assert!(deployed > total / 2, "{deployed} of {total}");
+    eprintln!("{total} combinations: {deployed} deploy and break no rule, refused: {refused:?}");
+}
+
+/// The checker bites: the combinations a review of the old template found (every one allowed by
+/// its parameters then) each break their rule, and today's template refuses or excludes them.
+#[test]
+fn the_combinations_aws_rejects_are_refused_or_impossible() {
+    use aws_rules::{broken, Effective};
+    let template = Template::load();
+    let defaults = Effective::of(&template.stack(&[]));
+    assert!(broken(&defaults).is_empty(), "{defaults:?}");
+    let bad = [
+        // WorkerTimeoutSeconds 60 with ProcessingLeaseSeconds 18.
+        (
+            Effective {
+                visibility: 18,
+                ..defaults.clone()
+            },
+            "trigger-visibility",
+        ),
+        (
+            Effective {
+                batch_size: 10_000,
+                batching_window: 0,
+                ..defaults.clone()
+            },
+            "batch-window",
+        ),
+        (
+            Effective {
+                zof_api_url: "https://api.zof.example".into(),
+                ..defaults.clone()
+            },
+            "zof-api-token",
+        ),
+        (
+            Effective {
+                max_receive_count: 1000,
+                retry_max: 900,
+                ..defaults.clone()
+            },
+            "retention",
+        ),
+        (
+            Effective {
+                max_receive_count: 2,
+                ..defaults.clone()
+            },
+            "receives",
+        ),
+        (
+            Effective {
+                max_body: 300_000,
+                ..defaults.clone()
+            },
+            "sqs-message-size",
+        ),
+    ];
+    for (effective, rule) in bad {
+        assert!(broken(&effective).contains(&rule), "{rule}: {effective:?}");
+    }
+    // Today: the lease is derived, so no parameter sets it apart from the timeout …
+    assert!(!template
+        .parameters()
+        .iter()
+        .any(|(p, _)| p == "ProcessingLeaseSeconds"));
+    // … the Rules refuse the batch and the token …
+    let s = |v: &[(&str, &str)]| {
+        template.stack(
+            &v.iter()
+                .map(|(k, v)| (*k, v.to_string()))
+                .collect::<Vec<_>>(),
+        )
+    };
+    assert_eq!(
+        s(&[
+            ("WorkerBatchSize", "10000"),
+            ("WorkerBatchingWindowSeconds", "0")
+        ])
+        .refused_by(),
+        Some("BatchAboveTenNeedsAWindow".into())
+    );
+    assert_eq!(
+        s(&[
+            ("WorkerBatchSize", "10000"),
+            ("WorkerBatchingWindowSeconds", "1")
+        ])
+        .refused_by(),
+        None
+    );
+    assert_eq!(
+        s(&[("ZofApiBaseUrl", "https://api.zof.example")]).refused_by(),
+        Some("ZofApiNeedsItsToken".into())
+    );
+    // … and the ranges exclude the receive counts and retries.
+    for (param, value) in [
+        ("MaxReceiveCount", "1000"),
+        ("MaxReceiveCount", "2"),
+        ("RetryMaxSeconds", "43200"),
+        ("RetryMaxSeconds", "1"),
+        ("ReceiveLeaseSeconds", "5"),
+    ] {
+        assert_eq!(
+            s(&[(param, value)]).out_of_range(),
+            Some(param.to_string()),
+            "{param}={value}"
+        );
+    }
+}
+
+/// docs/aws-rules.md has a row for every rule the checker above evaluates, and every test a row
+/// names exists.
+#[test]
+fn every_aws_rule_has_a_row_and_every_row_a_test() {
+    let root = e2e::root();
+    let doc = std::fs::read_to_string(root.join("docs/aws-rules.md")).unwrap();
+    let rows: Vec<Vec<&str>> = doc
+        .lines()
+        .filter(|l| l.starts_with("| `"))
+        .map(|l| l.split(" | ").collect())
+        .collect();
+    let named: Vec<&str> = rows
+        .iter()
+        .map(|r| r[0].trim_start_matches("| ").trim_matches('`'))
+        .collect();
+    for rule in aws_rules::RULES {
+        assert!(
+            named.contains(rule),
+            "docs/aws-rules.md has no row for {rule}"
+        );
+    }
+    assert!(rows.len() >= 17, "{named:?}");
+    for row in &rows {
+        let tests = row
+            .last()
+            .unwrap()
+            .trim_end_matches(" |")
+            .trim_end_matches('|');
+        let mut found = 0;
+        for test in tests.split(", ") {
+            let test = test.trim().trim_matches('`');
+            let (file, function) = test
+                .split_once("::")
+                .unwrap_or_else(|| panic!("{}: {test:?} is not file::function", row[0]));
+            let path = [
+                root.join("tests/tests").join(file),
+                root.join("crates/core/src").join(file),
+            ]
+            .into_iter()
+            .find(|p| p.exists())
+            .unwrap_or_else(|| panic!("{}: no file {file}", row[0]));
+            let source = std::fs::read_to_string(path).unwrap();
+            assert!(
+                source.contains(&format!("fn {function}()")),
+                "{}: {file} has no test {function}",
+                row[0]
+            );
+            found += 1;
+        }
+        assert!(found > 0, "{} names no test", row[0]);
     }
 }
