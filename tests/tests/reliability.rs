@@ -8,9 +8,19 @@ use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-/// 2,000 deliveries of 400 ids (each sent 1–10 times), shuffled, 50 at a time. Returns the
-/// verdict counts per id.
-async fn storm(url: &str, secret: &str, prefix: &str) -> HashMap<String, HashMap<String, usize>> {
+/// The load tests of this file, one at a time: the emulator is one Python process, and two storms
+/// on it at once (beside a second test suite on 2 cores) starve every call past its timeout.
+static HEAVY: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
+/// What a storm's deliveries were answered: the verdict counts per id, and the ids one of whose
+/// deliveries was answered 503 `unavailable` (its writes may have landed after its deadline).
+struct Stormed {
+    verdicts: HashMap<String, HashMap<String, usize>>,
+    unavailable: HashSet<String>,
+}
+
+/// 2,000 deliveries of 400 ids (each sent 1–10 times), shuffled, 50 at a time.
+async fn storm(url: &str, secret: &str, prefix: &str) -> Stormed {
     // A fixed plan: id i is sent 1 + (i * 7919 % 10) times; the order is a fixed shuffle.
     let mut plan: Vec<String> = Vec::new();
     let mut i = 0;
@@ -39,6 +49,7 @@ async fn storm(url: &str, secret: &str, prefix: &str) -> HashMap<String, HashMap
         tasks.push(tokio::spawn(async move {
             let _permit = permit;
             let body = event(&id, "org_a", &format!("run_{id}"));
+            let mut unavailable = false;
             // Zof retries a 503 (in_progress / unavailable) until it gets an answer.
             loop {
                 let response = client
@@ -51,25 +62,55 @@ async fn storm(url: &str, secret: &str, prefix: &str) -> HashMap<String, HashMap
                 let status = response.status().as_u16();
                 let reply: Value = response.json().await.unwrap();
                 if status == 503 {
+                    unavailable |= reply["error"] == "unavailable";
                     tokio::time::sleep(Duration::from_millis(20)).await;
                     continue;
                 }
                 assert_eq!(status, 200, "{reply}");
-                return (id, reply["status"].as_str().unwrap().to_string());
+                return (
+                    id,
+                    reply["status"].as_str().unwrap().to_string(),
+                    unavailable,
+                );
             }
         }));
     }
-    let mut verdicts: HashMap<String, HashMap<String, usize>> = HashMap::new();
+    let mut stormed = Stormed {
+        verdicts: HashMap::new(),
+        unavailable: HashSet::new(),
+    };
     for t in tasks {
-        let (id, verdict) = t.await.unwrap();
-        *verdicts.entry(id).or_default().entry(verdict).or_default() += 1;
+        let (id, verdict, unavailable) = t.await.unwrap();
+        if unavailable {
+            stormed.unavailable.insert(id.clone());
+        }
+        *stormed
+            .verdicts
+            .entry(id)
+            .or_default()
+            .entry(verdict)
+            .or_default() += 1;
     }
-    verdicts
+    stormed
 }
 
-fn assert_exactly_one_accepted(verdicts: &HashMap<String, HashMap<String, usize>>) {
-    for (id, counts) in verdicts {
-        assert_eq!(counts.get("accepted"), Some(&1), "{id}: {counts:?}");
+/// One `accepted` per id, never two. The one exception the protocol allows (and the model
+/// checks): the delivery that recorded and queued the event ran out of time and answered 503
+/// `unavailable` after its writes landed, so no delivery can be the one `accepted` and every
+/// later one is `duplicate` (a 2xx: Zof stops retrying; the event is processed). Such ids are
+/// counted and printed.
+fn assert_exactly_one_accepted(stormed: &Stormed) {
+    let mut none_accepted = 0;
+    for (id, counts) in &stormed.verdicts {
+        let accepted = counts.get("accepted").copied().unwrap_or(0);
+        assert!(accepted <= 1, "{id}: {counts:?}");
+        if accepted == 0 {
+            assert!(
+                stormed.unavailable.contains(id),
+                "{id}: no delivery accepted, and none ran out of time: {counts:?}"
+            );
+            none_accepted += 1;
+        }
         assert_eq!(
             counts
                 .keys()
@@ -79,6 +120,11 @@ fn assert_exactly_one_accepted(verdicts: &HashMap<String, HashMap<String, usize>
             "{id}: {counts:?}"
         );
     }
+    eprintln!(
+        "{} ids: {} with one `accepted`, {none_accepted} whose recording delivery ran out of time",
+        stormed.verdicts.len(),
+        stormed.verdicts.len() - none_accepted
+    );
 }
 
 async fn wait_notified(
@@ -109,6 +155,7 @@ async fn wait_notified(
 
 #[tokio::test]
 async fn duplicates_under_load_accept_once_and_notify_once_on_the_embedded_store() {
+    let _heavy = HEAVY.lock().await;
     let fake = Fake::default();
     fake.script("/notify", vec![], answer(200, json!({})));
     let base = fake.start().await;
@@ -120,7 +167,8 @@ async fn duplicates_under_load_accept_once_and_notify_once_on_the_embedded_store
         &[],
     );
     let secret = std::fs::read_to_string(dir.join("secret")).unwrap();
-    let verdicts = storm(&serve.url, secret.trim(), "evt_load").await;
+    let stormed = storm(&serve.url, secret.trim(), "evt_load").await;
+    let verdicts = &stormed.verdicts;
     assert_eq!(
         verdicts
             .values()
@@ -128,7 +176,7 @@ async fn duplicates_under_load_accept_once_and_notify_once_on_the_embedded_store
             .sum::<usize>(),
         2000
     );
-    assert_exactly_one_accepted(&verdicts);
+    assert_exactly_one_accepted(&stormed);
     let ids: HashSet<String> = verdicts.keys().cloned().collect();
     let notified = wait_notified(&fake, &ids, Duration::from_secs(60)).await;
     for (id, n) in &notified {
@@ -143,6 +191,7 @@ async fn duplicates_under_load_accept_once_and_notify_once_on_the_embedded_store
 
 #[tokio::test]
 async fn duplicates_under_load_accept_once_and_notify_once_on_dynamodb_and_sqs() {
+    let _heavy = HEAVY.lock().await;
     let sdk = e2e::sdk().await;
     let (_, table) = e2e::create_table(&sdk).await;
     let (_, queue_url) = e2e::create_queue(&sdk).await;
@@ -175,7 +224,8 @@ async fn duplicates_under_load_accept_once_and_notify_once_on_dynamodb_and_sqs()
         &env,
     );
     let secret = std::fs::read_to_string(dir.join("secret")).unwrap();
-    let verdicts = storm(&serve.url, secret.trim(), "evt_aws_load").await;
+    let stormed = storm(&serve.url, secret.trim(), "evt_aws_load").await;
+    let verdicts = &stormed.verdicts;
     assert_eq!(
         verdicts
             .values()
@@ -183,7 +233,7 @@ async fn duplicates_under_load_accept_once_and_notify_once_on_dynamodb_and_sqs()
             .sum::<usize>(),
         2000
     );
-    assert_exactly_one_accepted(&verdicts);
+    assert_exactly_one_accepted(&stormed);
     let ids: HashSet<String> = verdicts.keys().cloned().collect();
     let notified = wait_notified(&fake, &ids, Duration::from_secs(240)).await;
     for (id, n) in &notified {
@@ -198,6 +248,7 @@ async fn duplicates_under_load_accept_once_and_notify_once_on_dynamodb_and_sqs()
 /// (model/tests/check.rs); this is the same promise on the real binary.
 #[tokio::test]
 async fn twenty_concurrent_deliveries_of_one_id_to_a_default_serve_aws_accept_once() {
+    let _heavy = HEAVY.lock().await;
     let sdk = e2e::sdk().await;
     let (dynamodb, table) = e2e::create_table(&sdk).await;
     let (sqs, queue_url) = e2e::create_queue(&sdk).await;
