@@ -2,7 +2,7 @@
 # package registries: it makes .venv with the AWS API emulator itself.
 CARGO ?= cargo
 
-.PHONY: test serve build package bench first-run lint check-template fuzz fuzz-smoke browser fmt emulator clean model
+.PHONY: test serve build package bench bench-check first-run lint check-template fuzz fuzz-smoke browser fmt emulator clean model
 
 ## Run the whole test suite: lint, then every test against the AWS API emulator.
 # The tests run zofhook against the emulator too: they build it with its feature `aws`.
@@ -47,9 +47,15 @@ build:
 serve:
 	$(CARGO) run --release -p zofhook -- serve
 
-## Deployment packages with sam build (cargo lambda + Zig), then the Lambda tests on them.
+## Deployment packages with sam build (cargo lambda + Zig), x86_64 and arm64; then the Lambda
+## tests on the x86_64 ones (arm64 cannot run here: it is built and measured).
 package:
-	infra/package.sh x86_64
+	infra/package.sh x86_64 arm64
+
+## The BENCHMARKS targets as ratios, short (after make package): zipped packages <= 4 MB,
+## verification <= 1.2x the floor, duplicates during a backlog >= 0.8x of idle.
+bench-check:
+	infra/bench-check.sh
 
 ## Every figure in BENCHMARKS.md, with its same-run baseline; rewrites its generated block.
 bench:

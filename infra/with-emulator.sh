@@ -8,9 +8,8 @@
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 "$root/infra/venv.sh"
-port=$("$root/.venv/bin/python" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-log="$root/target/moto-$port.log"
 mkdir -p "$root/target"
+log=$(mktemp "$root/target/moto-XXXXXX.log")
 scheme=http
 tls=()
 if [ "${ZOFHOOK_EMULATOR_TLS:-0}" = 1 ]; then
@@ -20,9 +19,19 @@ if [ "${ZOFHOOK_EMULATOR_TLS:-0}" = 1 ]; then
   tls=(-c "$certs/server.pem" -k "$certs/server.key")
   export SSL_CERT_FILE="$certs/ca.pem" AWS_CA_BUNDLE="$certs/ca.pem"
 fi
-"$root/.venv/bin/moto_server" -H 127.0.0.1 -p "$port" ${tls[@]+"${tls[@]}"} >"$log" 2>&1 &
+# Port 0: the emulator binds a free port itself and prints it (" * Running on …:PORT"), so no
+# port is picked here and handed over for another process to take in between.
+"$root/.venv/bin/moto_server" -H 127.0.0.1 -p 0 ${tls[@]+"${tls[@]}"} >"$log" 2>&1 &
 moto=$!
 trap 'kill $moto 2>/dev/null; wait $moto 2>/dev/null || true' EXIT
+port=
+for _ in $(seq 1 300); do
+  port=$(sed -n 's/.*Running on https\{0,1\}:\/\/127\.0\.0\.1:\([0-9]*\).*/\1/p' "$log" | head -1)
+  [ -z "$port" ] || break
+  kill -0 $moto 2>/dev/null || { echo "moto_server exited; see $log" >&2; exit 1; }
+  sleep 0.1
+done
+[ -n "$port" ] || { echo "moto_server printed no port within 30 s; see $log" >&2; exit 1; }
 for _ in $(seq 1 100); do
   if "$root/.venv/bin/python" - "$scheme" "$port" <<'PY' 2>/dev/null; then break; fi
 import os, ssl, sys, urllib.request

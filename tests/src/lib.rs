@@ -374,6 +374,33 @@ pub fn signature(secret: &str, body: &[u8]) -> String {
     sign(secret, body).1
 }
 
+/// POSTs `body` to `url` with the default scheme's signature made with `secret`: one delivery.
+pub async fn post_signed(
+    client: &reqwest::Client,
+    url: &str,
+    secret: &str,
+    body: &[u8],
+) -> reqwest::Response {
+    client
+        .post(url)
+        .header("zof-signature", signature(secret, body))
+        .body(body.to_vec())
+        .send()
+        .await
+        .unwrap()
+}
+
+/// `zofhook send --id <id>` with the data dir's secret and URL, then waits until it is
+/// `processed` (`within`).
+pub fn send_and_wait_processed(dir: &std::path::Path, id: &str, within: std::time::Duration) {
+    let (code, out, err) = zofhook(
+        &["--data-dir", dir.to_str().unwrap(), "send", "--id", id],
+        &[],
+    );
+    assert_eq!(code, 0, "{out}{err}");
+    wait_processed(dir, &[id.to_string()].into(), within);
+}
+
 /// `zofhook events list --json` on a data dir.
 pub fn events_json(dir: &std::path::Path) -> Vec<serde_json::Value> {
     let (code, out, err) = zofhook(

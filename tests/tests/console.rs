@@ -19,30 +19,19 @@ impl Drop for Driver {
     }
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
+/// chromedriver on a port it picks itself (`--port=0`; it prints "… started successfully on port
+/// N."), so no port is chosen here and handed over for another process to take in between.
 fn driver() -> Driver {
-    let port = free_port();
-    let child = Command::new("chromedriver")
-        .arg(format!("--port={port}"))
-        .stdout(Stdio::null())
+    let mut child = Command::new("chromedriver")
+        .arg("--port=0")
+        .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()
         .expect("chromedriver (Debian package chromium-driver; make test installs it)");
-    let started = Instant::now();
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(
-            started.elapsed() < Duration::from_secs(20),
-            "chromedriver did not start"
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    let port = announced(&mut child, "started successfully on port ")
+        .trim_end_matches('.')
+        .parse()
+        .expect("chromedriver's port");
     Driver(child, port)
 }
 
@@ -261,25 +250,41 @@ impl Drop for Public {
     }
 }
 
+/// Reads `child`'s stdout up to the line that holds `marker`, then keeps draining it in a thread
+/// (so the child never blocks on a full pipe); the text after the marker up to the next `/`.
+/// A listener bound on port 0 by the child itself: no port is chosen here and handed over.
+fn announced(child: &mut Child, marker: &str) -> String {
+    use std::io::BufRead;
+    let stdout = child.stdout.take().expect("stdout piped");
+    let mut lines = std::io::BufReader::new(stdout).lines();
+    let mut seen = Vec::new();
+    let found = loop {
+        match lines.next() {
+            Some(Ok(line)) => {
+                if let Some(rest) = line.split(marker).nth(1) {
+                    break rest.split('/').next().unwrap_or_default().to_string();
+                }
+                seen.push(line);
+            }
+            _ => panic!("the process ended without printing {marker:?}: {seen:?}"),
+        }
+    };
+    std::thread::spawn(move || lines.map_while(Result::ok).for_each(drop));
+    found
+}
+
 fn serve_public(dir: &std::path::Path, extra: &[&str]) -> Public {
-    let port = free_port();
-    let child = Command::new(binary("zofhook"))
+    let mut child = Command::new(binary("zofhook"))
         .args(["--data-dir", dir.to_str().unwrap(), "serve", "--listen"])
-        .arg(format!("0.0.0.0:{port}"))
+        .arg("0.0.0.0:0")
         .args(extra)
         .env_remove("ZOFHOOK_CONSOLE_TOKEN")
-        .stdout(Stdio::null())
+        .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
-    let started = Instant::now();
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(
-            started.elapsed() < Duration::from_secs(20),
-            "serve did not listen"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    let addr = announced(&mut child, "listening on http://");
+    let port = addr.rsplit(':').next().unwrap().parse().unwrap();
     Public(child, port)
 }
 
@@ -645,34 +650,36 @@ async fn no_secret_appears_in_the_page_or_the_api() {
     );
 }
 
+/// The defaults: a client has 10 s to send its request (`--read-timeout-ms`), and at most 1,024
+/// connections are open at once (`--max-connections`); more wait in the listen backlog.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn slow_clients_are_cut_off_and_deliveries_still_get_through() {
+async fn slow_clients_are_cut_off_and_deliveries_still_get_through_at_defaults() {
+    const CAP: usize = 1024;
     let dir = data_dir();
     let d = dir.to_str().unwrap();
-    // A read timeout and a cap sized for the test; the defaults are 10 s and 1,024.
-    let serve = Serve::start(
-        &["--data-dir", d],
-        &["--read-timeout-ms", "1000", "--max-connections", "20"],
-        &[],
-    );
+    let serve = Serve::start(&["--data-dir", d], &[], &[]);
     let addr = serve
         .url
         .trim_start_matches("http://")
         .trim_end_matches("/webhook")
         .to_string();
-    // 30 clients that send headers and one byte of a 100-byte body, and 10 that send nothing.
+    // 76 more clients than the cap: 30 send headers and one byte of a 100-byte body, the rest
+    // nothing at all.
     let mut slow = Vec::new();
-    for i in 0..40 {
+    for i in 0..CAP + 76 {
+        // Taken before the connect: the server's clock for this connection starts after it.
+        let connecting = Instant::now();
         let mut s = std::net::TcpStream::connect(&addr).unwrap();
         if i < 30 {
             s.write_all(b"POST /webhook HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{").unwrap();
         }
-        s.set_read_timeout(Some(Duration::from_secs(15))).unwrap();
-        slow.push(s);
+        s.set_read_timeout(Some(Duration::from_secs(60))).unwrap();
+        slow.push((connecting, s));
     }
-    // Health and a signed delivery get through while the slow ones hold (and then lose) their slots.
+    // Health and a signed delivery get through: once the slow ones lose their slots, the
+    // backlog (the 76 and these) is taken in.
     let http = reqwest::Client::builder()
-        .timeout(Duration::from_secs(15))
+        .timeout(Duration::from_secs(60))
         .build()
         .unwrap();
     let base = format!("http://{addr}");
@@ -687,23 +694,28 @@ async fn slow_clients_are_cut_off_and_deliveries_still_get_through() {
         .await
         .unwrap();
     assert_eq!(delivered.status().as_u16(), 200);
-    // Every slow connection was closed by the server (a 408, or nothing, then end of stream).
-    let started = Instant::now();
-    for mut s in slow {
-        let mut rest = Vec::new();
-        let read = s.read_to_end(&mut rest);
-        assert!(read.is_ok(), "a slow client was never cut off: {read:?}");
-        let text = String::from_utf8_lossy(&rest);
-        assert!(
-            text.is_empty() || text.starts_with("HTTP/1.1 408"),
-            "{text}"
-        );
-    }
-    assert!(
-        started.elapsed() < Duration::from_secs(10),
-        "{:?}",
-        started.elapsed()
-    );
+    // Every slow connection was closed by the server (a 408, or nothing, then end of stream),
+    // and none before its 10 s: a connection's clock starts when it is taken in, which is at or
+    // after this test began its connect, and this test sees the close at or after it happened.
+    tokio::task::spawn_blocking(move || {
+        for (i, (connected, mut s)) in slow.into_iter().enumerate() {
+            let mut rest = Vec::new();
+            let read = s.read_to_end(&mut rest);
+            assert!(read.is_ok(), "slow client {i} was never cut off: {read:?}");
+            let text = String::from_utf8_lossy(&rest);
+            assert!(
+                text.is_empty() || text.starts_with("HTTP/1.1 408"),
+                "{text}"
+            );
+            assert!(
+                connected.elapsed() >= Duration::from_secs(10),
+                "slow client {i} cut off after {:?}, before the 10 s default",
+                connected.elapsed()
+            );
+        }
+    })
+    .await
+    .unwrap();
 }
 
 #[tokio::test]
@@ -718,8 +730,6 @@ async fn zofhook_aws_console_lists_replays_and_redrives_against_the_emulator() {
     let now = zofhook_core::now_ms();
     let record = e2e::failed_record("evt_aws_console", &body, "run_1", "down");
     ledger.begin(&record, now).await.unwrap();
-    let port = free_port();
-    let listen = format!("127.0.0.1:{port}");
     let mut console = Command::new(binary("zofhook"))
         .args([
             "--aws",
@@ -730,20 +740,13 @@ async fn zofhook_aws_console_lists_replays_and_redrives_against_the_emulator() {
             "--dlq-url",
             &dlq_url,
         ])
-        .args(["console", "--listen", &listen])
+        .args(["console", "--listen", "127.0.0.1:0"])
         .envs(e2e::aws_env())
-        .stdout(Stdio::null())
+        .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
-    let started = Instant::now();
-    while std::net::TcpStream::connect(&listen).is_err() {
-        assert!(
-            started.elapsed() < Duration::from_secs(20),
-            "console did not listen"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    let listen = announced(&mut console, "zofhook console: http://");
     let base = format!("http://{listen}");
     let http = reqwest::Client::new();
     let page: Value = http

@@ -440,7 +440,9 @@ async fn the_worker_lambda_sends_a_failed_message_back_after_the_retry_backoff()
     // 400 is permanent for the downstream: the attempt fails at once.
     fake.script("/notify", vec![], answer(400, json!({"error": "no"})));
     let notify = format!("{}/notify", fake.start().await);
-    let s = stack(&[("RetryBaseSeconds", "1"), ("NotifyUrl", &notify)]).await;
+    // 10 s: long enough that "back at once" cannot pass for "back after the backoff" on a
+    // loaded machine.
+    let s = stack(&[("RetryBaseSeconds", "10"), ("NotifyUrl", &notify)]).await;
     let body = String::from_utf8(event("evt_e2e_backoff", "org_a", "run_1")).unwrap();
     s.sqs
         .send_message()
@@ -463,6 +465,9 @@ async fn the_worker_lambda_sends_a_failed_message_back_after_the_retry_backoff()
     batch["Records"][0]["receiptHandle"] = json!(message.receipt_handle().unwrap());
 
     let worker = Function::start(&binary("worker"), "worker", &s.worker_env).await;
+    // The worker sets the backoff during the invocation, so the message cannot be back before
+    // this instant plus the backoff: a lower bound that load cannot break.
+    let invoked = std::time::Instant::now();
     let result = worker.invoke(batch).await.unwrap();
     assert_eq!(
         result["batchItemFailures"],
@@ -470,26 +475,34 @@ async fn the_worker_lambda_sends_a_failed_message_back_after_the_retry_backoff()
     );
     let record = s.ledger.get("evt_e2e_backoff").await.unwrap().unwrap();
     assert_eq!((record.status, record.attempts), (Status::Failed, 1));
-    // Back after RetryBaseSeconds (1 s, less jitter), not after the minute it was held for.
-    let started = std::time::Instant::now();
-    loop {
-        let again = s
-            .sqs
+    let receive = |wait: i32| {
+        s.sqs
             .receive_message()
             .queue_url(&s.queue_url)
-            .wait_time_seconds(1)
+            .wait_time_seconds(wait)
             .send()
-            .await
-            .unwrap();
-        if !again.messages().is_empty() {
+    };
+    assert!(
+        receive(0).await.unwrap().messages().is_empty(),
+        "the failed message was back at once, with no backoff"
+    );
+    // Back after RetryBaseSeconds (10 s, less up to a fifth of jitter, rounded up to whole
+    // seconds: at least 8 s), not after the minute it was held for.
+    loop {
+        if !receive(1).await.unwrap().messages().is_empty() {
             break;
         }
         assert!(
-            started.elapsed() < std::time::Duration::from_secs(15),
+            invoked.elapsed() < std::time::Duration::from_secs(45),
             "the failed message did not come back: {:?}",
             worker.logs().await
         );
     }
+    let back = invoked.elapsed();
+    assert!(
+        back >= std::time::Duration::from_secs(8),
+        "back after {back:?}, before its backoff"
+    );
 }
 
 /// The receiver's front doors (DESIGN.md section 10).

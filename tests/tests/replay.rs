@@ -185,13 +185,7 @@ async fn a_selection_of_250_failed_events_needs_yes_and_then_all_end_processed()
     for i in 0..250 {
         let id = format!("evt_bulk_{i}");
         let body = event(&id, "org_a", "run_1");
-        let response = client
-            .post(&serve.url)
-            .header("zof-signature", signature(secret.trim(), &body))
-            .body(body)
-            .send()
-            .await
-            .unwrap();
+        let response = e2e::post_signed(&client, &serve.url, secret.trim(), &body).await;
         assert_eq!(response.status().as_u16(), 200);
         ids.insert(id);
     }

@@ -78,7 +78,8 @@ pub struct Global {
 pub enum Command {
     /// Run the receiver on POST /webhook and the worker in-process.
     Serve(serve::ServeArgs),
-    /// Build (or read) an event, sign it, POST it, and print each response.
+    /// Build (or read) an event, sign it, POST it, and print each response (exit 1 if one is not
+    /// a 2xx).
     Send(send::SendArgs),
     /// Print the signature header(s) for a body.
     Sign(send::SignArgs),

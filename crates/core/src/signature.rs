@@ -255,7 +255,7 @@ impl Secrets {
 
 /// Why a delivery's signature was rejected. Callers answer every variant with the same 401 and
 /// no detail; the variant is for logs and tests.
-#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]
 pub enum Rejection {
     #[error("the signature header {0} is missing")]
     MissingHeader(String),
@@ -381,6 +381,12 @@ impl Verifier {
     }
 
     fn check_time(&self, t: &str, now: i64) -> Result<(), Rejection> {
+        // Whole seconds as senders write them: digits, perhaps a minus. `str::parse` would also
+        // take a leading `+`, a second spelling of the same signed text.
+        let digits = t.strip_prefix('-').unwrap_or(t);
+        if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+            return Err(Rejection::BadTimestamp);
+        }
         let t: i64 = t.parse().map_err(|_| Rejection::BadTimestamp)?;
         // checked_sub: a timestamp near i64::MIN or MAX must not wrap into the window.
         match now.checked_sub(t) {

@@ -101,7 +101,9 @@ pub async fn send(
             )));
         }
         let wait = wait.unwrap_or_else(|| policy.backoff(attempt));
-        tracing::debug!(call = what, attempt, wait_ms = wait.as_millis() as u64, %error, "retrying");
+        // WARN: a retried call may have landed already (a timeout), so the operator sees each
+        // repeat a downstream receives.
+        tracing::warn!(call = what, attempt, wait_ms = wait.as_millis() as u64, %error, "retrying");
         tokio::time::sleep(wait).await;
     }
 }

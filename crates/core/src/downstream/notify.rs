@@ -6,6 +6,7 @@ use super::DownstreamError;
 use crate::config::NotifyFormat;
 use serde_json::{json, Value};
 use std::time::Duration;
+use tracing::Instrument;
 
 #[derive(Debug)]
 pub struct Notifier {
@@ -41,6 +42,8 @@ impl Notifier {
                 .header("Idempotency-Key", event_id)
                 .json(&body)
         })
+        // A retried POST is logged with the id it repeats (the same `Idempotency-Key`).
+        .instrument(tracing::info_span!("notify", event_id))
         .await?;
         Ok(())
     }

@@ -121,9 +121,11 @@ impl SqsInbox {
     }
 }
 
-/// Whole seconds for SQS, within its 0 to 43200 range.
+/// Whole seconds for SQS, within its 0 to 43200 range, rounded up: a backoff of 0.8 s (1 s less
+/// jitter) is 1 s, never 0, which would put the message back at once.
 fn seconds(d: Duration) -> i32 {
-    i32::try_from(d.as_secs()).unwrap_or(43_200).min(43_200)
+    let whole = d.as_secs() + u64::from(d.subsec_nanos() > 0);
+    i32::try_from(whole).unwrap_or(43_200).min(43_200)
 }
 
 /// Sets a received message's visibility to the retry backoff after its `receive_count`-th
@@ -256,6 +258,27 @@ impl super::Inbox for SqsInbox {
                 }
                 moved += 1;
             }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_backoff_is_whole_seconds_rounded_up_and_capped() {
+        assert_eq!(seconds(Duration::ZERO), 0);
+        assert_eq!(seconds(Duration::from_millis(800)), 1);
+        assert_eq!(seconds(Duration::from_secs(30)), 30);
+        assert_eq!(seconds(Duration::from_millis(24_001)), 25);
+        assert_eq!(seconds(Duration::from_secs(90_000)), 43_200);
+        let backoff = Backoff {
+            base: Duration::from_secs(1),
+            max: Duration::from_secs(900),
+        };
+        for _ in 0..100 {
+            assert_eq!(seconds(backoff.delay(1)), 1);
         }
     }
 }

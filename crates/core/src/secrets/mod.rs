@@ -8,7 +8,9 @@ pub mod secretsmanager;
 use crate::signature::{SecretError, Secrets};
 use async_trait::async_trait;
 use std::sync::{Arc, RwLock};
-use std::time::{Duration, Instant};
+use std::time::Duration;
+// Tokio's clock, so that a test can run the real interval on a paused clock.
+use tokio::time::Instant;
 
 /// How often a failing signature may trigger a re-read of the secrets.
 pub const REFRESH_INTERVAL: Duration = Duration::from_secs(60);
@@ -169,25 +171,37 @@ mod tests {
         }
     }
 
-    #[tokio::test]
-    async fn refresh_is_rate_limited_and_picks_up_rotation() {
-        let cache = CachedSecrets::load(scripted(vec!["one", "two"]), Duration::from_millis(200))
+    /// The real interval (60 s) on a paused clock: however many signatures fail in between, the
+    /// store is read at most once a minute, and a rotation is picked up at the minute.
+    #[tokio::test(start_paused = true)]
+    async fn refresh_is_rate_limited_to_once_a_minute_and_picks_up_rotation() {
+        let cache = CachedSecrets::load(scripted(vec!["one", "two", "three"]), REFRESH_INTERVAL)
             .await
             .unwrap();
         assert_eq!(
             cache.current().current,
             crate::signature::Secret::parse("one").unwrap()
         );
-        // Too soon: no re-read.
-        assert!(cache.refresh().await.is_none());
+        // A failed signature every second for 59 s: no re-read.
+        for _ in 0..59 {
+            assert!(cache.refresh().await.is_none());
+            tokio::time::advance(Duration::from_secs(1)).await;
+        }
         assert_eq!(cache.fetch.calls.load(Ordering::SeqCst), 1);
-        tokio::time::sleep(Duration::from_millis(250)).await;
+        tokio::time::advance(Duration::from_secs(1)).await;
         let fresh = cache.refresh().await.unwrap();
         assert_eq!(
             fresh.current,
             crate::signature::Secret::parse("two").unwrap()
         );
         assert_eq!(cache.fetch.calls.load(Ordering::SeqCst), 2);
+        // And again not before the next minute.
+        tokio::time::advance(Duration::from_secs(59)).await;
+        assert!(cache.refresh().await.is_none());
+        assert_eq!(cache.fetch.calls.load(Ordering::SeqCst), 2);
+        tokio::time::advance(Duration::from_secs(1)).await;
+        assert!(cache.refresh().await.is_some());
+        assert_eq!(cache.fetch.calls.load(Ordering::SeqCst), 3);
     }
 
     #[tokio::test]
