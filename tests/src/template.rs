@@ -390,6 +390,36 @@ impl Template {
         found
     }
 
+    /// A managed policy's statements: (actions, resource) each, the resource as the template
+    /// writes it (`LedgerTable.Arn` for `!GetAtt`, the text for `!Sub`).
+    pub fn policy_statements(&self, resource: &str) -> Vec<(Vec<String>, String)> {
+        let statements = self
+            .doc
+            .get("Resources")
+            .and_then(|r| r.get(resource))
+            .and_then(|r| r.get("Properties"))
+            .and_then(|p| p.get("PolicyDocument"))
+            .and_then(|d| d.get("Statement"))
+            .and_then(Value::as_sequence)
+            .unwrap_or_else(|| panic!("{resource} has no PolicyDocument statements"));
+        statements
+            .iter()
+            .map(|statement| {
+                let actions = match statement.get("Action") {
+                    Some(Value::Sequence(list)) => list.iter().map(scalar).collect(),
+                    Some(one) => vec![scalar(one)],
+                    None => panic!("{resource}: a statement without Action"),
+                };
+                let resource = match statement.get("Resource") {
+                    Some(Value::Tagged(tagged)) => scalar(&tagged.value),
+                    Some(other) => scalar(other),
+                    None => panic!("{resource}: a statement without Resource"),
+                };
+                (actions, resource)
+            })
+            .collect()
+    }
+
     /// The environment variable names a function gets (Globals and its own).
     pub fn env_names(&self, function: &str) -> Vec<String> {
         let mut names = Vec::new();

@@ -229,3 +229,46 @@ async fn every_write_hung_on_the_embedded_store_is_answered_503_inside_zofs_limi
         Duration::from_secs(60),
     );
 }
+
+/// An operator's command is not bound by Zof's 10 s: `events list` against a table whose query
+/// answers after 5 s (a busy table, a long page) waits for it, where `serve`'s `StoreTimeoutMs`
+/// (2 s) would have given up.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_operators_events_list_waits_for_a_slow_table() {
+    use e2e::fault::{Fault, FaultProxy, Rule};
+    let sdk = e2e::sdk().await;
+    let (client, table) = e2e::create_table(&sdk).await;
+    let ledger = zofhook_core::ledger::dynamodb::DynamoLedger::new(client, table.clone());
+    let body = String::from_utf8(event("evt_slow_table", "org_a", "run_1")).unwrap();
+    let record = e2e::failed_record("evt_slow_table", &body, "run_1", "down");
+    zofhook_core::ledger::Ledger::begin(&ledger, &record, zofhook_core::now_ms())
+        .await
+        .unwrap();
+    let proxy = FaultProxy::new(&e2e::endpoint());
+    proxy.rule(Rule {
+        operation: "Query",
+        body_contains: None,
+        fault: Fault::Slow(Duration::from_secs(5)),
+        times: usize::MAX,
+    });
+    let endpoint = proxy.start().await;
+    let env = aws_env_at(&endpoint);
+    let (code, out, err) = tokio::task::spawn_blocking(move || {
+        let args = [
+            "--aws",
+            "--table-name",
+            table.as_str(),
+            "events",
+            "list",
+            "--since",
+            "1h",
+            "--json",
+        ];
+        e2e::zofhook(&args, &env)
+    })
+    .await
+    .unwrap();
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.contains("evt_slow_table"), "{out}");
+    assert!(proxy.applied().contains(&"Query".to_string()));
+}

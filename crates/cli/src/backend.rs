@@ -55,28 +55,40 @@ pub struct Needs {
     pub queue: bool,
     /// The dead-letter queue: `--dlq-url`.
     pub dlq: bool,
+    /// An operator's command (events, replay, redrive, console), not bound by Zof's 10 s: its
+    /// store calls may take up to [`OPERATOR_STORE_TIMEOUT`] (a slow or busy table answers a long
+    /// query late, not never). `serve` keeps `StoreTimeoutMs`, which its deadline needs.
+    pub operator: bool,
 }
+
+/// How long an operator's store call may take, retries included (`StoreTimeoutMs` when larger).
+#[cfg(feature = "aws")]
+pub const OPERATOR_STORE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
 
 impl Needs {
     pub const SERVE: Needs = Needs {
         table: true,
         queue: true,
         dlq: false,
+        operator: false,
     };
     pub const EVENTS: Needs = Needs {
         table: true,
         queue: false,
         dlq: false,
+        operator: true,
     };
     pub const REPLAY: Needs = Needs {
         table: true,
         queue: true,
         dlq: false,
+        operator: true,
     };
     pub const REDRIVE: Needs = Needs {
         table: false,
         queue: true,
         dlq: true,
+        operator: true,
     };
 }
 
@@ -109,7 +121,13 @@ impl Backend {
                 "ZOFHOOK_QUEUE_URL",
             )?;
             let dlq_url = need(&global.dlq_url, needs.dlq, "--dlq-url", "ZOFHOOK_DLQ_URL")?;
-            let sdk = zofhook_core::aws::sdk_config(config).await;
+            let sdk = if needs.operator {
+                let mut patient = config.clone();
+                patient.store_timeout = patient.store_timeout.max(OPERATOR_STORE_TIMEOUT);
+                zofhook_core::aws::sdk_config(&patient).await
+            } else {
+                zofhook_core::aws::sdk_config(config).await
+            };
             let sqs = sqs::Client::new(&sdk);
             return Ok(Backend::Aws {
                 ledger: table.map(|table| {
