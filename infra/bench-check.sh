@@ -19,14 +19,7 @@ for build in .aws-sam/build .aws-sam/build-arm64; do
   for function in ReceiverFunction WorkerFunction; do
     bootstrap="$build/$function/bootstrap"
     [ -f "$bootstrap" ] || { echo "$bootstrap is missing: run make package first" >&2; exit 2; }
-    zipped=$(python3 -c 'import io, sys, zipfile
-buf = io.BytesIO()
-with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED, compresslevel=9) as z:
-    z.write(sys.argv[1], "bootstrap")
-print(len(buf.getvalue()))' "$bootstrap")
-    arch=$(python3 -c 'import sys
-machine = int.from_bytes(open(sys.argv[1], "rb").read(20)[18:20], "little")
-print({0x3E: "x86_64", 0xB7: "arm64"}.get(machine, hex(machine)))' "$bootstrap")
+    read -r _ zipped arch < <(python3 infra/bootstrap-size.py "$bootstrap")
     verdict=met
     [ "$zipped" -le 4000000 ] || { verdict=MISSED; failed+=("$function ($arch) zipped $zipped bytes"); }
     echo "$function ($arch): $zipped bytes zipped: $verdict"

@@ -28,12 +28,8 @@ for arch in "$@"; do
   sam build --beta-features --build-dir "$build" --parameter-overrides "Architecture=$arch"
   for function in ReceiverFunction WorkerFunction; do
     bootstrap="$build/$function/bootstrap"
-    zipped=$(python3 -c 'import io, sys, zipfile
-buf = io.BytesIO()
-with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED, compresslevel=9) as z:
-    z.write(sys.argv[1], "bootstrap")
-print(len(buf.getvalue()))' "$bootstrap")
-    echo "$function ($arch): bootstrap $(stat -c %s "$bootstrap") bytes, zipped $zipped bytes"
+    read -r bytes zipped _ < <(python3 infra/bootstrap-size.py "$bootstrap")
+    echo "$function ($arch): bootstrap $bytes bytes, zipped $zipped bytes"
   done
 done
 for arch in "$@"; do
