@@ -64,17 +64,87 @@ pub fn unique(prefix: &str) -> String {
     )
 }
 
+/// A record as a delivery leaves it, `status` aside: type `run.completed`, organization `org_a`,
+/// run `run_1`, remembered for a day, with the body `{}`.
+pub fn ledger_record(
+    id: &str,
+    received_at: &str,
+    status: zofhook_core::ledger::Status,
+) -> zofhook_core::ledger::Record {
+    zofhook_core::ledger::Record {
+        id: id.into(),
+        status,
+        kind: "run.completed".into(),
+        body_sha256: "00".into(),
+        organization_id: Some("org_a".into()),
+        run_id: Some("run_1".into()),
+        received_at: received_at.into(),
+        lease_until: 0,
+        lease_token: None,
+        delivery_token: None,
+        attempts: 0,
+        outcome: None,
+        error: None,
+        processed_at: None,
+        expires_at: zofhook_core::now_ms() / 1000 + 86_400,
+        body: Some("{}".into()),
+        replays: 0,
+    }
+}
+
 /// A ledger table as template.yaml defines it: partition key `id`, on demand, and the time index
-/// (`by_day`) with the listing's attributes projected.
+/// (`by_time`: the day's shard and the time key, keys only).
 pub async fn create_table(sdk: &SdkConfig) -> (aws_sdk_dynamodb::Client, String) {
+    create_table_with(sdk, false).await
+}
+
+/// A ledger table; with `legacy`, also the index of the layout before `by_time` (`by_day`,
+/// partition key `received_day`), as a stack has it between the
+/// two deployments of the upgrade.
+pub async fn create_table_with(
+    sdk: &SdkConfig,
+    legacy: bool,
+) -> (aws_sdk_dynamodb::Client, String) {
+    use zofhook_core::ledger::dynamodb::{
+        LEGACY_DAY_KEY, LEGACY_TIME_INDEX, SHARD_KEY, TIME_INDEX, TIME_KEY,
+    };
     let client = aws_sdk_dynamodb::Client::new(sdk);
     let name = unique("ledger");
+    let mut attributes = vec!["id", SHARD_KEY, TIME_KEY];
+    let mut indexes = vec![GlobalSecondaryIndex::builder()
+        .index_name(TIME_INDEX)
+        .key_schema(key(SHARD_KEY, KeyType::Hash))
+        .key_schema(key(TIME_KEY, KeyType::Range))
+        .projection(
+            Projection::builder()
+                .projection_type(ProjectionType::KeysOnly)
+                .build(),
+        )
+        .build()
+        .unwrap()];
+    if legacy {
+        attributes.extend([LEGACY_DAY_KEY, "received_at"]);
+        indexes.push(
+            GlobalSecondaryIndex::builder()
+                .index_name(LEGACY_TIME_INDEX)
+                .key_schema(key(LEGACY_DAY_KEY, KeyType::Hash))
+                .key_schema(key("received_at", KeyType::Range))
+                // What it projected does not matter here: nothing reads it any more.
+                .projection(
+                    Projection::builder()
+                        .projection_type(ProjectionType::KeysOnly)
+                        .build(),
+                )
+                .build()
+                .unwrap(),
+        );
+    }
     client
         .create_table()
         .table_name(&name)
         .billing_mode(BillingMode::PayPerRequest)
         .set_attribute_definitions(Some(
-            ["id", "received_day", "received_at"]
+            attributes
                 .into_iter()
                 .map(|name| {
                     AttributeDefinition::builder()
@@ -86,25 +156,7 @@ pub async fn create_table(sdk: &SdkConfig) -> (aws_sdk_dynamodb::Client, String)
                 .collect(),
         ))
         .key_schema(key("id", KeyType::Hash))
-        .global_secondary_indexes(
-            GlobalSecondaryIndex::builder()
-                .index_name(zofhook_core::ledger::dynamodb::TIME_INDEX)
-                .key_schema(key("received_day", KeyType::Hash))
-                .key_schema(key("received_at", KeyType::Range))
-                .projection(
-                    Projection::builder()
-                        .projection_type(ProjectionType::Include)
-                        .set_non_key_attributes(Some(
-                            zofhook_core::ledger::dynamodb::TIME_INDEX_ATTRIBUTES
-                                .iter()
-                                .map(|a| a.to_string())
-                                .collect(),
-                        ))
-                        .build(),
-                )
-                .build()
-                .unwrap(),
-        )
+        .set_global_secondary_indexes(Some(indexes))
         .send()
         .await
         .expect("create table in the emulator");

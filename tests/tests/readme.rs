@@ -286,8 +286,9 @@ fn the_readme_blocks_run_and_print_what_they_say() {
     }
 }
 
-/// The deploy check and the DLQ redrive, against the emulator: a `serve --aws` stands in for
-/// the deployed stack, and the placeholders become its table, queues, URL and secret.
+/// The deploy check, the time index upgrade's `migrate` and the DLQ redrive, against the
+/// emulator: a `serve --aws` stands in for the deployed stack, and the placeholders become its
+/// table, queues, URL and secret.
 #[tokio::test]
 async fn the_readme_deploy_and_redrive_commands_run_against_the_emulator() {
     let readme = std::fs::read_to_string(root().join("README.md")).unwrap();
@@ -329,7 +330,12 @@ async fn the_readme_deploy_and_redrive_commands_run_against_the_emulator() {
             let stdout = String::from_utf8_lossy(&out.stdout).to_string();
             let stderr = String::from_utf8_lossy(&out.stderr);
             assert!(out.status.success(), "`{command}` failed: {stdout}{stderr}");
-            // The README says the check shows the event `processed`.
+            // The README says the check shows the event `processed`, and `migrate` how many
+            // records it moved.
+            assert!(
+                !command.ends_with(" migrate") || stdout.contains("record(s) their key"),
+                "`{command}`: {stdout}"
+            );
             let done = !command.contains("events show") || stdout.contains("processed");
             if done {
                 break;
@@ -342,7 +348,7 @@ async fn the_readme_deploy_and_redrive_commands_run_against_the_emulator() {
         }
         ran += 1;
     }
-    assert_eq!(ran, 3);
+    assert_eq!(ran, 4);
 }
 
 #[test]

@@ -136,25 +136,11 @@ async fn a_processed_event_replayed_by_id_is_processed_again_on_dynamodb_and_sqs
 }
 
 fn record(id: &str, status: Status, body: Option<&str>) -> Record {
-    let now = zofhook_core::now_ms();
     Record {
-        id: id.into(),
-        status,
-        kind: "run.completed".into(),
-        body_sha256: "00".into(),
-        organization_id: Some("org_a".into()),
-        run_id: Some("run_1".into()),
-        received_at: zofhook_core::rfc3339(now),
-        lease_until: 0,
-        lease_token: None,
-        delivery_token: None,
         attempts: 1,
-        outcome: None,
         error: Some("notify: HTTP 400".into()),
-        processed_at: None,
-        expires_at: now / 1000 + 86_400,
         body: body.map(str::to_string),
-        replays: 0,
+        ..e2e::ledger_record(id, &zofhook_core::rfc3339(zofhook_core::now_ms()), status)
     }
 }
 

@@ -94,6 +94,9 @@ pub enum Command {
     Redrive,
     /// Serve the console (the events, replay, redrive) without the webhook.
     Console(console::ConsoleArgs),
+    /// Upgrade a deployed ledger to the time index by_time: give the records written before it
+    /// their index key (once, between the upgrade's two deployments; README).
+    Migrate,
 }
 
 fn main() {
@@ -129,6 +132,7 @@ fn run(cli: Cli, matches: &clap::ArgMatches) -> Result<i32> {
             Command::Replay(args) => backend::replay(&cli.global, &config, args).await,
             Command::Redrive => backend::redrive(&cli.global, &config).await,
             Command::Console(args) => console::run(&cli.global, &config, args).await,
+            Command::Migrate => backend::migrate(&cli.global, &config).await,
         }
     })
 }

@@ -21,19 +21,62 @@ type Item = HashMap<String, AttributeValue>;
 /// The key `warm_up` reads: `#` is not allowed in event ids, so no record can have it.
 const WARM_UP_KEY: &str = "#warm-up";
 
-/// The global secondary index that serves time-bounded and status selections: partition key
-/// `received_day` (`YYYY-MM-DD`), sort key `received_at`, the listing's fields projected (not
-/// the body). template.yaml defines it.
-pub const TIME_INDEX: &str = "by_day";
+/// The global secondary index that serves time-bounded and status selections. Its partition key
+/// is [`SHARD_KEY`], a day and a shard (`2026-12-01#0` … `#7`), so that a day's writes spread
+/// over [`TIME_SHARDS`] index partitions; its sort key is [`TIME_KEY`], `received_at#id`, so that
+/// the index orders a shard exactly as listings do. It projects the keys only (`id` and those
+/// two): no attribute a claim, a mark or an outcome changes is in it,
+/// so only the write that creates a record writes the index. A listing reads the rest of each
+/// record from the table (`BatchGetItem`). template.yaml defines it.
+pub const TIME_INDEX: &str = "by_time";
 
-/// The attributes the time index projects besides its keys and `id`: what a listing shows.
-pub const TIME_INDEX_ATTRIBUTES: &[&str] = &[
+/// The time index's partition key attribute.
+pub const SHARD_KEY: &str = "time_shard";
+
+/// The time index's sort key attribute: `received_at`, `#`, the id. `received_at` has a fixed
+/// width (RFC 3339, milliseconds, `Z`) and `#` sorts below every character of a time, so the
+/// text order is the order of (`received_at`, `id`).
+pub const TIME_KEY: &str = "time_key";
+
+/// A record's [`TIME_KEY`].
+pub fn time_key(id: &str, received_at: &str) -> String {
+    format!("{received_at}#{id}")
+}
+
+/// Index partitions per day. A partition takes about 1,000 writes a second and a record writes
+/// the index once, so one day's index takes about 8,000 new events a second; a listing makes
+/// this many queries per day it walks, in parallel. Changing it would hide the records of the
+/// days written under the old count from listings: it is a constant, not a setting.
+pub const TIME_SHARDS: u32 = 8;
+
+/// The index of the layout before `by_time` (partition key [`LEGACY_DAY_KEY`], the day alone).
+/// Only `zofhook --aws migrate` and the upgrade's first deployment know of it.
+pub const LEGACY_TIME_INDEX: &str = "by_day";
+
+/// The old layout's partition key: the day alone.
+pub const LEGACY_DAY_KEY: &str = "received_day";
+
+/// The time index key of a record: its day and the shard its id hashes to (the first four
+/// bytes of the id's SHA-256, modulo [`TIME_SHARDS`]).
+pub fn time_shard(id: &str, received_at: &str) -> String {
+    use sha2::Digest;
+    let digest = sha2::Sha256::digest(id.as_bytes());
+    let head = u32::from_be_bytes([digest[0], digest[1], digest[2], digest[3]]);
+    format!("{}#{}", day_of(received_at), head % TIME_SHARDS)
+}
+
+/// The attributes a listing reads from the table: all but the archived body.
+const LISTED: &[&str] = &[
+    "id",
     "status",
     "type",
     "body_sha256",
     "organization_id",
     "run_id",
+    "received_at",
     "lease_until",
+    "lease_token",
+    "delivery_token",
     "attempts",
     "outcome",
     "error",
@@ -41,6 +84,18 @@ pub const TIME_INDEX_ATTRIBUTES: &[&str] = &[
     "expires_at",
     "replays",
 ];
+
+/// BatchGetItem takes at most this many keys.
+const BATCH_GET_MAX: usize = 100;
+
+/// What `zofhook --aws migrate` did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Migrated {
+    /// Records given their time index key.
+    pub moved: u64,
+    /// Records that had one already (written under the new layout, or moved by an earlier run).
+    pub already: u64,
+}
 
 #[derive(Debug, Clone)]
 pub struct DynamoLedger {
@@ -155,9 +210,10 @@ pub fn to_item(r: &Record) -> Item {
     item.insert("attempts".into(), n(i64::from(r.attempts)));
     item.insert("expires_at".into(), n(r.expires_at));
     item.insert("replays".into(), n(i64::from(r.replays)));
-    // The time index (`by_day`): the day's partition, newest first by received_at.
+    // The time index (`by_time`): the day's shard, newest first by received_at.
     if r.received_at.len() >= 10 {
-        item.insert("received_day".into(), s(&r.received_at[..10]));
+        item.insert(SHARD_KEY.into(), s(&time_shard(&r.id, &r.received_at)));
+        item.insert(TIME_KEY.into(), s(&time_key(&r.id, &r.received_at)));
     }
     let optional = [
         ("organization_id", r.organization_id.clone()),
@@ -326,8 +382,11 @@ impl Ledger for DynamoLedger {
             request = request.expression_attribute_values(":run", s(run));
         }
         // A record the claim creates is listed (time index) and replayable like any other.
-        set.push("received_day = if_not_exists(received_day, :day)");
-        request = request.expression_attribute_values(":day", s(&day_of(&claim.received_at)));
+        set.push("time_shard = if_not_exists(time_shard, :shard)");
+        set.push("time_key = if_not_exists(time_key, :time_key)");
+        request = request
+            .expression_attribute_values(":shard", s(&time_shard(&claim.id, &claim.received_at)))
+            .expression_attribute_values(":time_key", s(&time_key(&claim.id, &claim.received_at)));
         if let Some(body) = &claim.body {
             set.push("body = if_not_exists(body, :body)");
             request = request.expression_attribute_values(":body", s(body));
@@ -475,8 +534,10 @@ impl Ledger for DynamoLedger {
         }
     }
 
-    /// Walks the `by_day` index from the newest day of the selection back to its oldest (or the
-    /// retention horizon), newest first within each day: never a Scan.
+    /// Walks the time index from the newest day of the selection back to its oldest (or the
+    /// retention horizon). Each day's shards are queried in parallel and merged newest first
+    /// (`received_at`, then `id`, both descending, as the embedded store orders them); the
+    /// records are then read from the table a batch at a time and filtered. Never a Scan.
     async fn list(&self, selection: &Selection, cursor: Option<&str>) -> Result<Page, LedgerError> {
         let after = cursor.map(parse_cursor).transpose()?;
         let today = crate::rfc3339(crate::now_ms());
@@ -489,67 +550,13 @@ impl Ledger for DynamoLedger {
             Some(since) => day_of(since),
             None => days_before(&day_of(&today), self.horizon_days)?,
         };
+        let bounds = Bounds::new(selection, after.as_ref());
         let mut records: Vec<Record> = Vec::new();
         let mut day = newest_day;
-        let mut start = after.map(|(at, id)| {
-            HashMap::from([
-                ("id".to_string(), s(&id)),
-                ("received_day".to_string(), s(&day_of(&at))),
-                ("received_at".to_string(), s(&at)),
-            ])
-        });
         while day >= oldest_day && records.len() <= selection.limit {
-            let mut query = self
-                .client
-                .query()
-                .table_name(&self.table)
-                .index_name(TIME_INDEX)
-                .scan_index_forward(false)
-                .limit(i32::try_from(selection.limit + 1).unwrap_or(i32::MAX))
-                .expression_attribute_values(":day", s(&day))
-                .set_exclusive_start_key(start.take());
-            let mut key = String::from("received_day = :day");
-            if let Some(since) = &selection.since {
-                key.push_str(" AND received_at >= :since");
-                query = query.expression_attribute_values(":since", s(since));
-            }
-            let mut filters: Vec<String> = Vec::new();
-            if let Some(until) = &selection.until {
-                filters.push("received_at < :until".into());
-                query = query.expression_attribute_values(":until", s(until));
-            }
-            if let Some(kind) = &selection.kind {
-                filters.push("#type = :type".into());
-                query = query
-                    .expression_attribute_names("#type", "type")
-                    .expression_attribute_values(":type", s(kind));
-            }
-            if !selection.statuses.is_empty() {
-                let names: Vec<String> = (0..selection.statuses.len())
-                    .map(|i| format!(":status{i}"))
-                    .collect();
-                filters.push(format!("#s IN ({})", names.join(", ")));
-                query = query.expression_attribute_names("#s", "status");
-                for (name, status) in names.iter().zip(&selection.statuses) {
-                    query = query.expression_attribute_values(name, s(status.as_str()));
-                }
-            }
-            if !filters.is_empty() {
-                query = query.filter_expression(filters.join(" AND "));
-            }
-            let page = query
-                .key_condition_expression(key)
-                .send()
-                .await
-                .map_err(unavailable)?;
-            for item in page.items() {
-                records.push(from_item(item)?);
-            }
-            match page.last_evaluated_key() {
-                // More of this day (a page ends at `Limit` items read, before the filter).
-                Some(last) if records.len() <= selection.limit => start = Some(last.clone()),
-                _ => day = days_before(&day, 1)?,
-            }
+            self.list_day(&day, selection, &bounds, &mut records)
+                .await?;
+            day = days_before(&day, 1)?;
         }
         let more = records.len() > selection.limit;
         records.truncate(selection.limit);
@@ -568,6 +575,307 @@ impl Ledger for DynamoLedger {
             .await
             .map_err(unavailable)?;
         out.item().map(from_item).transpose()
+    }
+}
+
+/// The part of a selection the index's sort key serves, and the page's cursor, as time keys.
+struct Bounds {
+    /// Inclusive: `received_at >= since`.
+    since: Option<String>,
+    /// Exclusive: below `until`, and below the last record of the previous page.
+    below: Option<String>,
+}
+
+impl Bounds {
+    fn new(selection: &Selection, after: Option<&(String, String)>) -> Bounds {
+        let cursor = after.map(|(at, id)| time_key(id, at));
+        let below = match (cursor, selection.until.clone()) {
+            (Some(c), Some(u)) => Some(c.min(u)),
+            (c, u) => c.or(u),
+        };
+        Bounds {
+            since: selection.since.clone(),
+            below,
+        }
+    }
+
+    fn admits(&self, key: &str) -> bool {
+        self.since.as_deref().is_none_or(|since| key >= since)
+            && self.below.as_deref().is_none_or(|below| key < below)
+    }
+}
+
+/// One shard of a day: the index entries fetched and not yet merged, and where its next page
+/// starts.
+struct ShardCursor {
+    key: String,
+    /// (time key, `id`), newest first.
+    entries: std::collections::VecDeque<(String, String)>,
+    next: Option<Item>,
+    done: bool,
+}
+
+impl DynamoLedger {
+    /// Appends the records of one day that the selection admits, newest first, until `records`
+    /// holds `selection.limit + 1` (one more than a page, to know that there is a next one).
+    async fn list_day(
+        &self,
+        day: &str,
+        selection: &Selection,
+        bounds: &Bounds,
+        records: &mut Vec<Record>,
+    ) -> Result<(), LedgerError> {
+        let mut shards: Vec<ShardCursor> = (0..TIME_SHARDS)
+            .map(|k| ShardCursor {
+                key: format!("{day}#{k}"),
+                entries: Default::default(),
+                next: None,
+                done: false,
+            })
+            .collect();
+        // Without filters a page needs `limit + 1` entries, about an eighth of them from each
+        // shard; with filters, records are read a full batch at a time.
+        let filtered = !selection.statuses.is_empty() || selection.kind.is_some();
+        loop {
+            let want = (selection.limit + 1).saturating_sub(records.len());
+            if want == 0 {
+                return Ok(());
+            }
+            let batch = if filtered {
+                BATCH_GET_MAX
+            } else {
+                want.min(BATCH_GET_MAX)
+            };
+            let per_shard =
+                i32::try_from(batch.div_ceil(TIME_SHARDS as usize) + 1).unwrap_or(i32::MAX);
+            // The next `batch` entries of the day in order: a shard whose fetched entries ran
+            // out is read again first (its next entry may be the newest).
+            let mut ids: Vec<String> = Vec::new();
+            while ids.len() < batch {
+                let empty: Vec<usize> = (0..shards.len())
+                    .filter(|&i| shards[i].entries.is_empty() && !shards[i].done)
+                    .collect();
+                let pages = futures_util::future::join_all(
+                    empty
+                        .iter()
+                        .map(|&i| self.query_shard(&shards[i], bounds, per_shard)),
+                )
+                .await;
+                for (i, page) in empty.into_iter().zip(pages) {
+                    let (entries, next) = page?;
+                    let shard = &mut shards[i];
+                    shard
+                        .entries
+                        .extend(entries.into_iter().filter(|(key, _)| bounds.admits(key)));
+                    shard.done = next.is_none();
+                    shard.next = next;
+                }
+                let newest = shards
+                    .iter_mut()
+                    .filter(|s| !s.entries.is_empty())
+                    .max_by(|a, b| a.entries.front().cmp(&b.entries.front()));
+                let Some(shard) = newest else {
+                    // Every shard has been read to its end (a page of entries all outside the
+                    // bounds may leave a shard empty but not done: read it again).
+                    if shards.iter().all(|s| s.done) {
+                        break;
+                    }
+                    continue;
+                };
+                if let Some((_, id)) = shard.entries.pop_front() {
+                    ids.push(id);
+                }
+            }
+            if ids.is_empty() {
+                return Ok(());
+            }
+            let mut read = self.read_many(&ids).await?;
+            for id in &ids {
+                // Gone since the index was read (expired, or rolled back): not listed.
+                if let Some(record) = read.remove(id) {
+                    if selection.admits(&record) && records.len() <= selection.limit {
+                        records.push(record);
+                    }
+                }
+            }
+            if ids.len() < batch {
+                return Ok(());
+            }
+        }
+    }
+
+    /// One page of one shard's index entries, newest first, inside the bounds of its sort key.
+    async fn query_shard(
+        &self,
+        shard: &ShardCursor,
+        bounds: &Bounds,
+        limit: i32,
+    ) -> Result<(Vec<(String, String)>, Option<Item>), LedgerError> {
+        let mut query = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .index_name(TIME_INDEX)
+            .scan_index_forward(false)
+            .limit(limit)
+            .expression_attribute_values(":shard", s(&shard.key))
+            .set_exclusive_start_key(shard.next.clone());
+        if let (Some(lo), Some(hi)) = (&bounds.since, &bounds.below) {
+            if lo >= hi {
+                return Ok((Vec::new(), None));
+            }
+        }
+        // BETWEEN is inclusive: an entry at `below` itself is dropped by `Bounds::admits`.
+        let key = match (&bounds.since, &bounds.below) {
+            (Some(lo), Some(hi)) => {
+                query = query
+                    .expression_attribute_values(":lo", s(lo))
+                    .expression_attribute_values(":hi", s(hi));
+                "time_shard = :shard AND time_key BETWEEN :lo AND :hi"
+            }
+            (Some(lo), None) => {
+                query = query.expression_attribute_values(":lo", s(lo));
+                "time_shard = :shard AND time_key >= :lo"
+            }
+            (None, Some(hi)) => {
+                query = query.expression_attribute_values(":hi", s(hi));
+                "time_shard = :shard AND time_key < :hi"
+            }
+            (None, None) => "time_shard = :shard",
+        };
+        let page = query
+            .key_condition_expression(key)
+            .send()
+            .await
+            .map_err(unavailable)?;
+        let mut entries = Vec::new();
+        for item in page.items() {
+            let text = |k: &str| item.get(k).and_then(|v| v.as_s().ok()).cloned();
+            match (text(TIME_KEY), text("id")) {
+                (Some(key), Some(id)) => entries.push((key, id)),
+                _ => return Err(LedgerError::Corrupt("index entry without its keys".into())),
+            }
+        }
+        Ok((entries, page.last_evaluated_key().cloned()))
+    }
+
+    /// The records of these ids (at most [`BATCH_GET_MAX`]), without their bodies, by a
+    /// strongly consistent `BatchGetItem`; keys DynamoDB leaves unprocessed are asked again.
+    async fn read_many(&self, ids: &[String]) -> Result<HashMap<String, Record>, LedgerError> {
+        use aws_sdk_dynamodb::types::KeysAndAttributes;
+        let names: HashMap<String, String> = LISTED
+            .iter()
+            .enumerate()
+            .map(|(i, a)| (format!("#a{i}"), a.to_string()))
+            .collect();
+        let projection = (0..LISTED.len())
+            .map(|i| format!("#a{i}"))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let mut keys: Vec<Item> = ids
+            .iter()
+            .map(|id| HashMap::from([("id".to_string(), s(id))]))
+            .collect();
+        let mut found = HashMap::new();
+        let mut rounds = 0u32;
+        while !keys.is_empty() {
+            let request = KeysAndAttributes::builder()
+                .set_keys(Some(std::mem::take(&mut keys)))
+                .consistent_read(true)
+                .projection_expression(&projection)
+                .set_expression_attribute_names(Some(names.clone()))
+                .build()
+                .map_err(|e| LedgerError::Corrupt(e.to_string()))?;
+            let out = self
+                .client
+                .batch_get_item()
+                .request_items(&self.table, request)
+                .send()
+                .await
+                .map_err(unavailable)?;
+            for item in out
+                .responses()
+                .and_then(|r| r.get(&self.table))
+                .into_iter()
+                .flatten()
+            {
+                let record = from_item(item)?;
+                found.insert(record.id.clone(), record);
+            }
+            if let Some(left) = out.unprocessed_keys().and_then(|u| u.get(&self.table)) {
+                keys = left.keys().to_vec();
+            }
+            if !keys.is_empty() {
+                // Throttled: back off a little, as the SDK does between its own retries.
+                rounds += 1;
+                if rounds > 10 {
+                    return Err(LedgerError::Unavailable(format!(
+                        "BatchGetItem left {} keys unprocessed after {rounds} rounds",
+                        keys.len()
+                    )));
+                }
+                tokio::time::sleep(std::time::Duration::from_millis(50 << rounds.min(5))).await;
+            }
+        }
+        Ok(found)
+    }
+
+    /// Gives every record written under the old layout (`received_day`, the day alone) its
+    /// time index key, so that listings find it; the upgrade's one-off step (README, "Upgrading
+    /// the time index"). A Scan of the table, reading only `id` and `received_at`; each record
+    /// is one conditional write, so runs can be repeated and interrupted.
+    pub async fn migrate_time_index(&self) -> Result<Migrated, LedgerError> {
+        let mut migrated = Migrated::default();
+        let mut start: Option<Item> = None;
+        loop {
+            let page = self
+                .client
+                .scan()
+                .table_name(&self.table)
+                .projection_expression("id, received_at, time_shard, time_key")
+                .set_exclusive_start_key(start.take())
+                .send()
+                .await
+                .map_err(unavailable)?;
+            for item in page.items() {
+                let text = |k: &str| item.get(k).and_then(|v| v.as_s().ok()).cloned();
+                let (Some(id), Some(at)) = (text("id"), text("received_at")) else {
+                    continue;
+                };
+                if text(SHARD_KEY).is_some() && text(TIME_KEY).is_some() {
+                    migrated.already += 1;
+                    continue;
+                }
+                if at.len() < 10 {
+                    continue;
+                }
+                let result = self
+                    .client
+                    .update_item()
+                    .table_name(&self.table)
+                    .key("id", s(&id))
+                    .update_expression("SET time_shard = :shard, time_key = :time_key")
+                    .condition_expression("attribute_exists(id) AND attribute_not_exists(time_key)")
+                    .expression_attribute_values(":shard", s(&time_shard(&id, &at)))
+                    .expression_attribute_values(":time_key", s(&time_key(&id, &at)))
+                    .send()
+                    .await;
+                match result {
+                    Ok(_) => migrated.moved += 1,
+                    Err(e) => match e.as_service_error() {
+                        // Given its key meanwhile (a claim), or gone (expired).
+                        Some(UpdateItemError::ConditionalCheckFailedException(_)) => {
+                            migrated.already += 1
+                        }
+                        _ => return Err(unavailable(e)),
+                    },
+                }
+            }
+            match page.last_evaluated_key() {
+                Some(last) => start = Some(last.clone()),
+                None => return Ok(migrated),
+            }
+        }
     }
 }
 
