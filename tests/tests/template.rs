@@ -286,7 +286,7 @@ fn the_dashboard_names_only_metrics_that_exist() {
         Handled::AlreadyProcessed,
         Handled::Retry("x".into()),
     ] {
-        collect("worker", worker.message(&handled, 1.0, 0));
+        collect("worker", worker.message("evt_1", &handled, 1.0, 0));
     }
     let published: HashMap<&str, (&str, &[&str])> = HashMap::from([
         (

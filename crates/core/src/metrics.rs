@@ -1,6 +1,11 @@
 //! CloudWatch metrics in Embedded Metric Format: one JSON line per delivery or message, printed
 //! on stdout by the Lambdas, turned into metrics by CloudWatch Logs with no API call on the hot
 //! path. Dimension `Function`; rejections also by `Reason`.
+//!
+//! The same line is the Lambda's log line about the delivery or message: it carries the fields
+//! `zofhook serve` logs (`message`, `level`, `event_id`, `verdict` and `status`, or `result` and
+//! `reason`, and `duration_ms`), so one line a delivery is written instead of two. Count metrics
+//! have no unit (EMF's default), which saves their bytes on every line.
 
 use crate::process::Handled;
 use crate::receive::{Reply, Verdict};
@@ -36,11 +41,24 @@ impl Metrics {
                 }
             }
         }
-        self.line(&counts, reason, elapsed_ms, now_ms)
+        let fields = vec![
+            ("message", json!("delivery")),
+            ("event_id", json!(reply.id.as_deref().unwrap_or(""))),
+            ("verdict", json!(reply.verdict.as_str())),
+            ("status", json!(reply.status())),
+        ];
+        self.line(&counts, reason, elapsed_ms, now_ms, fields)
     }
 
-    /// The line for one handled queue message.
-    pub fn message(&self, handled: &Handled, elapsed_ms: f64, now_ms: i64) -> String {
+    /// The line for one handled queue message of event `event_id` (empty when the message is
+    /// not an event).
+    pub fn message(
+        &self,
+        event_id: &str,
+        handled: &Handled,
+        elapsed_ms: f64,
+        now_ms: i64,
+    ) -> String {
         let count = match handled {
             Handled::Processed => "Processed",
             Handled::AlreadyProcessed => "AlreadyProcessed",
@@ -48,14 +66,27 @@ impl Metrics {
             Handled::NotYet => "NotYet",
             Handled::Retry(_) => "Failed",
         };
-        self.line(&[count], None, elapsed_ms, now_ms)
+        let mut fields = vec![
+            ("message", json!("message")),
+            ("event_id", json!(event_id)),
+            ("result", json!(handled.as_str())),
+        ];
+        // Why a message is retried; the others need no reason.
+        if let Handled::Retry(why) = handled {
+            fields.push(("reason", json!(why)));
+        }
+        self.line(&[count], None, elapsed_ms, now_ms, fields)
     }
 
-    fn line(&self, counts: &[&str], reason: Option<&str>, elapsed_ms: f64, now_ms: i64) -> String {
-        let mut definitions: Vec<Value> = counts
-            .iter()
-            .map(|name| json!({"Name": name, "Unit": "Count"}))
-            .collect();
+    fn line(
+        &self,
+        counts: &[&str],
+        reason: Option<&str>,
+        elapsed_ms: f64,
+        now_ms: i64,
+        fields: Vec<(&str, Value)>,
+    ) -> String {
+        let mut definitions: Vec<Value> = counts.iter().map(|name| json!({"Name": name})).collect();
         definitions.push(json!({"Name": "Latency", "Unit": "Milliseconds"}));
         let mut dimensions = vec![json!(["Function"])];
         let mut root = Map::new();
@@ -67,7 +98,14 @@ impl Metrics {
         for name in counts {
             root.insert((*name).into(), json!(1));
         }
+        // A tenth of a millisecond is finer than a Lambda's clock needs to be.
+        let elapsed_ms = (elapsed_ms * 10.0).round() / 10.0;
         root.insert("Latency".into(), json!(elapsed_ms));
+        root.insert("level".into(), json!("INFO"));
+        for (name, value) in fields {
+            root.insert(name.into(), value);
+        }
+        root.insert("duration_ms".into(), json!(elapsed_ms));
         root.insert(
             "_aws".into(),
             json!({
@@ -126,9 +164,30 @@ mod tests {
         assert_eq!(signature["Reason"], "invalid_signature");
         assert!(signature.get("ServerError").is_none());
         let w = Metrics::new("ZofWebhooks", "worker");
-        let failed = parse(&w.message(&Handled::Retry("x".into()), 2.0, 1_000));
+        let failed = parse(&w.message("evt_1", &Handled::Retry("x".into()), 2.04, 1_000));
         assert_valid_emf(&failed);
         assert_eq!(failed["Failed"], 1);
+        // The log line's fields, for a search, on the same line.
+        assert_eq!(
+            (&failed["message"], &failed["event_id"], &failed["result"]),
+            (&json!("message"), &json!("evt_1"), &json!("retry"))
+        );
+        assert_eq!(
+            (&failed["reason"], &failed["duration_ms"]),
+            (&json!("x"), &json!(2.0))
+        );
+        assert_eq!(
+            (
+                &accepted["message"],
+                &accepted["event_id"],
+                &accepted["verdict"]
+            ),
+            (&json!("delivery"), &json!("evt_1"), &json!("accepted"))
+        );
+        assert_eq!(
+            (&accepted["status"], &accepted["level"]),
+            (&json!(200), &json!("INFO"))
+        );
     }
 
     fn reply(verdict: Verdict) -> Reply {

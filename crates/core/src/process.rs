@@ -71,23 +71,8 @@ impl Processor {
         sent_at_ms: Option<i64>,
         time_left: Duration,
     ) -> Handled {
-        let lease = time_left.saturating_add(CLAIM_MARGIN).min(self.lease);
-        // The work stops in time to record its result within the claim.
-        let budget = time_left.min(self.lease);
-        let work_limit = budget.saturating_sub(self.store_timeout.min(budget / 2));
         let started = Instant::now();
-        let (id, handled) = match event::parse(message) {
-            Ok(envelope) => {
-                let handled = self
-                    .claim_and_deliver(&envelope, message, sent_at_ms, lease, work_limit)
-                    .await;
-                (envelope.id, handled)
-            }
-            Err(e) => (
-                String::new(),
-                Handled::Retry(format!("malformed message: {e}")),
-            ),
-        };
+        let (id, handled) = self.handle_within(message, sent_at_ms, time_left).await;
         let reason = match &handled {
             Handled::Retry(why) => why.as_str(),
             _ => "",
@@ -100,6 +85,34 @@ impl Processor {
             "message"
         );
         handled
+    }
+
+    /// [`Processor::process_within`] without its log line: the event's id (empty for a message
+    /// that is not an event) and what to do with the message. The worker Lambda writes one line
+    /// per message that is its log line and its metrics at once
+    /// ([`crate::metrics::Metrics::message`]).
+    pub async fn handle_within(
+        &self,
+        message: &[u8],
+        sent_at_ms: Option<i64>,
+        time_left: Duration,
+    ) -> (String, Handled) {
+        let lease = time_left.saturating_add(CLAIM_MARGIN).min(self.lease);
+        // The work stops in time to record its result within the claim.
+        let budget = time_left.min(self.lease);
+        let work_limit = budget.saturating_sub(self.store_timeout.min(budget / 2));
+        match event::parse(message) {
+            Ok(envelope) => {
+                let handled = self
+                    .claim_and_deliver(&envelope, message, sent_at_ms, lease, work_limit)
+                    .await;
+                (envelope.id, handled)
+            }
+            Err(e) => (
+                String::new(),
+                Handled::Retry(format!("malformed message: {e}")),
+            ),
+        }
     }
 
     async fn claim_and_deliver(

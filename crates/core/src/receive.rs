@@ -243,9 +243,7 @@ impl Receiver {
     /// Answers one delivery within the response deadline, and logs one line about it.
     pub async fn receive(&self, delivery: Delivery<'_>) -> Reply {
         let started = Instant::now();
-        let reply = tokio::time::timeout(self.config.response_deadline, self.pipeline(delivery))
-            .await
-            .unwrap_or_else(|_| Reply::unavailable("response deadline reached", None));
+        let reply = self.answer(delivery).await;
         tracing::info!(
             event_id = reply.id.as_deref().unwrap_or(""),
             verdict = reply.verdict.as_str(),
@@ -254,6 +252,15 @@ impl Receiver {
             "delivery"
         );
         reply
+    }
+
+    /// Answers one delivery within the response deadline, logging nothing about it: the receiver
+    /// Lambda writes one line per delivery that is its log line and its metrics at once
+    /// ([`crate::metrics::Metrics::delivery`]).
+    pub async fn answer(&self, delivery: Delivery<'_>) -> Reply {
+        tokio::time::timeout(self.config.response_deadline, self.pipeline(delivery))
+            .await
+            .unwrap_or_else(|_| Reply::unavailable("response deadline reached", None))
     }
 
     async fn pipeline(&self, delivery: Delivery<'_>) -> Reply {

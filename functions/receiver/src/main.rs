@@ -65,7 +65,7 @@ impl Front {
                 None => Body::Raw(request.body().as_ref()),
             },
         };
-        let reply = self.receiver.receive(delivery).await;
+        let reply = self.receiver.answer(delivery).await;
         let elapsed_ms = started.elapsed().as_secs_f64() * 1000.0;
         println!(
             "{}",

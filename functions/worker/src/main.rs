@@ -104,15 +104,16 @@ async fn handle(worker: &Arc<Worker>, event: SqsEvent, time_left: Duration) -> S
                 .attributes
                 .get("SentTimestamp")
                 .and_then(|t| t.parse().ok());
-            let handled = worker
+            let (event_id, handled) = worker
                 .processor
-                .process_within(body.as_bytes(), sent_at_ms, time_left)
+                .handle_within(body.as_bytes(), sent_at_ms, time_left)
                 .await;
             if !handled.acknowledged() {
                 worker.retry.back_off(&message).await;
             }
             (
                 message.message_id.unwrap_or_default(),
+                event_id,
                 handled,
                 started.elapsed(),
             )
@@ -121,13 +122,14 @@ async fn handle(worker: &Arc<Worker>, event: SqsEvent, time_left: Duration) -> S
     let mut response = SqsBatchResponse::default();
     while let Some(joined) = tasks.join_next().await {
         // A task that panicked stays in `unsettled` and is reported below.
-        let Ok((id, handled, elapsed)) = joined else {
+        let Ok((id, event_id, handled, elapsed)) = joined else {
             continue;
         };
         unsettled.remove(&id);
         println!(
             "{}",
             worker.metrics.message(
+                &event_id,
                 &handled,
                 elapsed.as_secs_f64() * 1000.0,
                 zofhook_core::now_ms()
