@@ -21,7 +21,7 @@ if [ "${ZOFHOOK_EMULATOR_TLS:-0}" = 1 ]; then
 fi
 # Port 0: the emulator binds a free port itself and prints it (" * Running on …:PORT"), so no
 # port is picked here and handed over for another process to take in between.
-"$root/.venv/bin/moto_server" -H 127.0.0.1 -p 0 ${tls[@]+"${tls[@]}"} >"$log" 2>&1 &
+"$root/.venv/bin/python" "$root/infra/moto-server.py" -H 127.0.0.1 -p 0 ${tls[@]+"${tls[@]}"} >"$log" 2>&1 &
 moto=$!
 trap 'kill $moto 2>/dev/null; wait $moto 2>/dev/null || true' EXIT
 port=

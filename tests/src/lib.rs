@@ -271,6 +271,48 @@ pub fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
 }
 
+/// An emulator of a test's own (`infra/moto-server.py`, as `infra/with-emulator.sh` starts it)
+/// on a port of its own choosing, with `env` (`ZOFHOOK_EMULATOR_*`); stopped when dropped.
+pub struct Emulator {
+    child: std::process::Child,
+    pub url: String,
+}
+
+impl Emulator {
+    pub fn start(env: &[(&str, &str)]) -> Emulator {
+        use std::io::BufRead;
+        let mut child = std::process::Command::new(root().join(".venv/bin/python"))
+            .arg(root().join("infra/moto-server.py"))
+            .args(["-H", "127.0.0.1", "-p", "0"])
+            .envs(env.iter().copied())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("the emulator in .venv (make test makes it)");
+        let stderr = child.stderr.take().unwrap();
+        let mut lines = std::io::BufReader::new(stderr).lines();
+        let url = loop {
+            match lines.next() {
+                Some(Ok(line)) => {
+                    if let Some(rest) = line.split("Running on ").nth(1) {
+                        break rest.trim().to_string();
+                    }
+                }
+                _ => panic!("the emulator printed no address"),
+            }
+        };
+        std::thread::spawn(move || lines.map_while(Result::ok).for_each(drop));
+        Emulator { child, url }
+    }
+}
+
+impl Drop for Emulator {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
 /// A running `zofhook serve`, killed when dropped.
 pub struct Serve {
     pub child: std::process::Child,
@@ -377,6 +419,18 @@ impl Drop for Serve {
         let _ = self.child.wait();
         let _ = std::fs::remove_file(&self.stderr_log);
     }
+}
+
+/// Runs `command` to completion and returns its stdout; a failure fails the test with its stderr.
+pub fn stdout_of(command: &mut std::process::Command) -> Vec<u8> {
+    let out = command.output().unwrap();
+    assert!(
+        out.status.success(),
+        "{:?}: {}",
+        command,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out.stdout
 }
 
 /// Runs `zofhook` to completion: (exit code, stdout, stderr).

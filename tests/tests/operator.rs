@@ -11,66 +11,22 @@
 //! one. The resources themselves are the template's: `template.rs` reads them.
 
 use e2e::template::Template;
-use e2e::{root, unique, REGION};
+use e2e::{root, unique, Emulator, REGION};
 use serde_json::{json, Value};
 use std::collections::BTreeSet;
-use std::process::{Child, Command, Stdio};
-
-/// A moto server on a port of its own choosing, stopped when dropped.
-struct Emulator {
-    child: Child,
-    url: String,
-}
-
-impl Emulator {
-    fn start() -> Emulator {
-        use std::io::BufRead;
-        let mut child = Command::new(root().join(".venv/bin/moto_server"))
-            .args(["-H", "127.0.0.1", "-p", "0"])
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("moto_server in .venv (make test makes it)");
-        let stderr = child.stderr.take().unwrap();
-        let mut lines = std::io::BufReader::new(stderr).lines();
-        let url = loop {
-            match lines.next() {
-                Some(Ok(line)) => {
-                    if let Some(rest) = line.split("Running on ").nth(1) {
-                        break rest.trim().to_string();
-                    }
-                }
-                _ => panic!("moto_server printed no address"),
-            }
-        };
-        std::thread::spawn(move || lines.map_while(Result::ok).for_each(drop));
-        Emulator { child, url }
-    }
-}
-
-impl Drop for Emulator {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
+use std::process::{Command, Stdio};
 
 /// Runs Python (the emulator's venv, with boto3) against the emulator as `keys`; its stdout as
 /// JSON.
 fn python(emulator: &Emulator, keys: &Value, script: &str, input: &Value) -> Value {
-    let out = Command::new(root().join(".venv/bin/python"))
-        .args(["-c", script, &emulator.url, &input.to_string()])
-        .env("AWS_ACCESS_KEY_ID", keys["id"].as_str().unwrap())
-        .env("AWS_SECRET_ACCESS_KEY", keys["secret"].as_str().unwrap())
-        .env("AWS_DEFAULT_REGION", REGION)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    let out = e2e::stdout_of(
+        Command::new(root().join(".venv/bin/python"))
+            .args(["-c", script, &emulator.url, &input.to_string()])
+            .env("AWS_ACCESS_KEY_ID", keys["id"].as_str().unwrap())
+            .env("AWS_SECRET_ACCESS_KEY", keys["secret"].as_str().unwrap())
+            .env("AWS_DEFAULT_REGION", REGION),
     );
-    serde_json::from_slice(&out.stdout).unwrap()
+    serde_json::from_slice(&out).unwrap()
 }
 
 /// The policy document of the template's `OperatorPolicy` for these resources, without `drop`.
@@ -150,7 +106,7 @@ const COMMANDS: &[(&str, &[&str])] = &[
 
 #[tokio::test]
 async fn the_operator_policy_holds_exactly_what_the_aws_commands_need() {
-    let emulator = Emulator::start();
+    let emulator = Emulator::start(&[]);
     // Before enforcement: the table, the queues, a failed event with its body, dead letters,
     // and one user per policy (the template's, and the template's less each action).
     let sdk = aws_config::defaults(aws_config::BehaviorVersion::latest())
