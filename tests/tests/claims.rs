@@ -10,6 +10,7 @@ const DOCUMENTS: &[&str] = &[
     "RELIABILITY.md",
     "BENCHMARKS.md",
     "docs/aws-rules.md",
+    "docs/capacity.md",
 ];
 
 /// Every `.rs` file of the project (not `target/`), as one text.
@@ -165,5 +166,26 @@ fn the_checks_bite() {
     assert_eq!(
         paths("see `a::b` and `not a path` and `x::y_*`"),
         ["a::b", "x::y_*"]
+    );
+}
+
+/// docs/capacity.md prints `infra/capacity.py`'s output: the page changes with the model (the
+/// template's defaults, the write units an event).
+#[test]
+fn the_capacity_page_shows_the_simulations_output() {
+    let printed = String::from_utf8(e2e::stdout_of(
+        std::process::Command::new("python3").arg(root().join("infra/capacity.py")),
+    ))
+    .unwrap();
+    let page = std::fs::read_to_string(root().join("docs/capacity.md")).unwrap();
+    let shown = page
+        .split("```text\n")
+        .nth(1)
+        .and_then(|rest| rest.split("\n```").next())
+        .expect("docs/capacity.md has a text block");
+    assert_eq!(
+        shown.trim(),
+        printed.trim(),
+        "docs/capacity.md is not the output of infra/capacity.py"
     );
 }

@@ -145,19 +145,14 @@ fn the_transformed_roles_hold_exactly_what_each_function_needs() {
     let sqs_poller = "arn:aws:iam::aws:policy/service-role/AWSLambdaSQSQueueExecutionRole";
     for endpoint in ["HttpApi", "FunctionUrl", "RestApi"] {
         for tracing in ["false", "true"] {
-            let out = std::process::Command::new(&python)
-                .arg(root.join("infra/sam-roles.py"))
-                .arg(root.join("template.yaml"))
-                .arg(format!("EndpointType={endpoint}"))
-                .arg(format!("EnableTracing={tracing}"))
-                .output()
-                .unwrap();
-            assert!(
-                out.status.success(),
-                "{}",
-                String::from_utf8_lossy(&out.stderr)
+            let out = e2e::stdout_of(
+                std::process::Command::new(&python)
+                    .arg(root.join("infra/sam-roles.py"))
+                    .arg(root.join("template.yaml"))
+                    .arg(format!("EndpointType={endpoint}"))
+                    .arg(format!("EnableTracing={tracing}")),
             );
-            let roles: Value = serde_json::from_slice(&out.stdout).unwrap();
+            let roles: Value = serde_json::from_slice(&out).unwrap();
             let case = format!("EndpointType={endpoint} EnableTracing={tracing}");
             let managed = |role: &str| -> Vec<String> {
                 roles[role]["managed"]
