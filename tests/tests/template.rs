@@ -876,3 +876,65 @@ fn every_aws_rule_has_a_row_and_every_row_a_test() {
         assert!(found > 0, "{} names no test", row[0]);
     }
 }
+
+/// The two branches of `LedgerTable`'s `!If [KeepDayIndex, keep, drop]` at `key`.
+fn ledger_if_branches(key: &str) -> (Vec<serde_yaml::Value>, Vec<serde_yaml::Value>) {
+    let text = std::fs::read_to_string(e2e::root().join("template.yaml")).unwrap();
+    let doc: serde_yaml::Value = serde_yaml::from_str(&text).unwrap();
+    let node = &doc["Resources"]["LedgerTable"]["Properties"][key];
+    let serde_yaml::Value::Tagged(tagged) = node else {
+        panic!("LedgerTable {key} is not an !If: {node:?}")
+    };
+    assert_eq!(tagged.tag.to_string(), "!If");
+    let args = tagged.value.as_sequence().unwrap();
+    assert_eq!(args[0].as_str(), Some("KeepDayIndex"));
+    (
+        args[1].as_sequence().unwrap().clone(),
+        args[2].as_sequence().unwrap().clone(),
+    )
+}
+
+/// CloudFormation adds or deletes only one global secondary index per update (the emulator and
+/// the linters do not know it). The upgrade from `by_day` to `by_time` (README) is therefore two
+/// deployments: `LegacyDayIndex=Keep` adds `by_time` beside `by_day`, then `Drop` deletes
+/// `by_day`. Each branch must differ from the other by exactly that one index, with `by_time`
+/// defined alike in both, and the attributes only `by_day` keys on kept out of `Drop`.
+#[test]
+fn the_time_index_upgrade_changes_one_index_per_deployment() {
+    let (keep, drop) = ledger_if_branches("GlobalSecondaryIndexes");
+    let name = |i: &serde_yaml::Value| i["IndexName"].as_str().unwrap().to_string();
+    assert_eq!(drop.iter().map(name).collect::<Vec<_>>(), ["by_time"]);
+    assert_eq!(
+        keep.iter().map(name).collect::<Vec<_>>(),
+        ["by_time", "by_day"]
+    );
+    assert_eq!(
+        keep[0], drop[0],
+        "by_time differs between the two deployments"
+    );
+    assert_eq!(
+        drop[0]["Projection"]["ProjectionType"].as_str(),
+        Some("KEYS_ONLY")
+    );
+    let keys = |i: &serde_yaml::Value| -> Vec<String> {
+        i["KeySchema"]
+            .as_sequence()
+            .unwrap()
+            .iter()
+            .map(|k| k["AttributeName"].as_str().unwrap().to_string())
+            .collect()
+    };
+    use zofhook_core::ledger::dynamodb::{SHARD_KEY, TIME_INDEX, TIME_KEY};
+    assert_eq!(name(&drop[0]), TIME_INDEX);
+    assert_eq!(keys(&drop[0]), [SHARD_KEY, TIME_KEY]);
+    let (keep_attrs, drop_attrs) = ledger_if_branches("AttributeDefinitions");
+    let attr = |a: &serde_yaml::Value| a["AttributeName"].as_str().unwrap().to_string();
+    let drop_names: HashSet<String> = drop_attrs.iter().map(attr).collect();
+    let keep_names: HashSet<String> = keep_attrs.iter().map(attr).collect();
+    let mut indexed: HashSet<String> = keys(&drop[0]).into_iter().collect();
+    indexed.insert("id".into());
+    assert_eq!(drop_names, indexed, "Drop defines exactly the keys in use");
+    let mut with_day = indexed.clone();
+    with_day.extend(keys(&keep[1]));
+    assert_eq!(keep_names, with_day, "Keep defines by_day's keys too");
+}
