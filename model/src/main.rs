@@ -1,12 +1,13 @@
 //! `make model`: the delivery protocol's model check at the depth given on the command line,
 //! depth first (it keeps only the states' fingerprints: a breadth-first run of `AA 2 2 1` filled
 //! 21 GB before it ended).
-//!   zofhook-model [DELIVERIES] [WORKERS] [FAULTS] [REPLAYS] [beside|after|either]
+//!   zofhook-model [DELIVERIES] [WORKERS] [FAULTS] [REPLAYS] [beside|after|either] [no-mark]
 //! DELIVERIES is a string of bodies, one letter per delivery (`AAB`: two of body A, one of B).
+//! `no-mark` checks the protocol without the `enqueued` mark (RELIABILITY.md: it fails).
 
 use stateright::{Checker, Model};
 use std::time::Instant;
-use zofhook_model::{Protocol, Sends};
+use zofhook_model::{Mark, Protocol, Sends};
 
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -14,7 +15,9 @@ fn main() {
     let bodies = arg(0, "AAB").chars().map(|c| u8::from(c != 'A')).collect();
     let number = |i: usize, default: &str| -> u8 {
         arg(i, default).parse().unwrap_or_else(|_| {
-            eprintln!("usage: zofhook-model [DELIVERIES] [WORKERS] [FAULTS] [REPLAYS]");
+            eprintln!(
+                "usage: zofhook-model [DELIVERIES] [WORKERS] [FAULTS] [REPLAYS] [beside|after|either] [no-mark]"
+            );
             std::process::exit(2)
         })
     };
@@ -27,6 +30,10 @@ fn main() {
             "beside" => Sends::BesidePut,
             "after" => Sends::AfterPut,
             _ => Sends::Either,
+        },
+        mark: match arg(5, "").as_str() {
+            "no-mark" => Mark::Dropped,
+            _ => Mark::Kept,
         },
     };
     println!("checking {protocol:?}");
