@@ -459,7 +459,7 @@ impl State {
     ) {
         // Without the mark, the delivery is told its mark landed and no write is made: it
         // answers on the same facts a protocol without the mark would answer on.
-        while self.drop_mark && next == Some(DeliveryCall::Mark) {
+        if self.drop_mark && next == Some(DeliveryCall::Mark) {
             next = machine.on(DeliveryInput::Marked(Ok(true)));
         }
         let token = delivery_token(i);
