@@ -55,7 +55,7 @@ pub fn valid_id(id: &str) -> bool {
 
 /// Lowercase hex SHA-256 of the body: what tells a duplicate from a conflict.
 pub fn body_sha256(body: &[u8]) -> String {
-    hex::encode(Sha256::digest(body))
+    const_hex::encode(Sha256::digest(body))
 }
 
 /// Parses JSON refusing duplicate object keys anywhere: `{"id":"a","id":"b"}` means one thing to

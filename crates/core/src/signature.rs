@@ -318,7 +318,7 @@ impl Verifier {
         match self.scheme {
             Scheme::HmacSha256 => {
                 let value = header_text(headers, &self.header)?;
-                let candidates: Vec<Candidate> = value
+                let candidates: Candidates = value
                     .split(|c: char| c == ',' || c.is_ascii_whitespace())
                     .filter(|t| !t.is_empty())
                     .filter_map(decode_plain_candidate)
@@ -331,7 +331,7 @@ impl Verifier {
             Scheme::Timestamped => {
                 let value = header_text(headers, &self.header)?;
                 let mut timestamp = None;
-                let mut candidates = Vec::new();
+                let mut candidates = Candidates::new();
                 for part in value.split(',').map(str::trim).filter(|p| !p.is_empty()) {
                     let Some((key, val)) = part.split_once('=') else {
                         return Err(Rejection::Malformed(self.header.to_string()));
@@ -361,7 +361,7 @@ impl Verifier {
                 let t = header_text(headers, &WEBHOOK_TIMESTAMP)?;
                 let value = header_text(headers, &WEBHOOK_SIGNATURE)?;
                 self.check_time(t.trim(), now)?;
-                let candidates: Vec<Candidate> = value
+                let candidates: Candidates = value
                     .split_ascii_whitespace()
                     .filter_map(|sig| sig.strip_prefix("v1,"))
                     .filter_map(decode_base64)
@@ -407,14 +407,17 @@ impl Verifier {
         match self.scheme {
             Scheme::HmacSha256 => {
                 let mac = compute(secret, self.reading, &[body]);
-                vec![(self.header.clone(), format!("sha256={}", hex::encode(mac)))]
+                vec![(
+                    self.header.clone(),
+                    format!("sha256={}", const_hex::encode(mac)),
+                )]
             }
             Scheme::Timestamped => {
                 let t = now.to_string();
                 let mac = compute(secret, self.reading, &[t.as_bytes(), b".", body]);
                 vec![(
                     self.header.clone(),
-                    format!("t={t},v1={}", hex::encode(mac)),
+                    format!("t={t},v1={}", const_hex::encode(mac)),
                 )]
             }
             Scheme::StandardWebhooks => {
@@ -471,6 +474,9 @@ fn header_text<'h>(headers: &'h HeaderMap, name: &HeaderName) -> Result<Cow<'h, 
 /// A decoded candidate signature: always exactly one HMAC-SHA256 output long.
 type Candidate = [u8; MAC_LEN];
 
+/// A delivery's candidates: senders send one, or two during their rotation; more spill to the heap.
+type Candidates = smallvec::SmallVec<[Candidate; 2]>;
+
 /// One token of an `hmac-sha256` header: `sha256=<hex>`, `v1=<hex>`, bare hex, or base64.
 fn decode_plain_candidate(token: &str) -> Option<Candidate> {
     let value = token
@@ -481,9 +487,13 @@ fn decode_plain_candidate(token: &str) -> Option<Candidate> {
 }
 
 fn decode_hex(value: &str) -> Option<Candidate> {
+    // Exactly 2 × MAC_LEN hex digits. The length is checked first: const-hex would also take a
+    // `0x` before them, a second spelling of the same signature.
+    if value.len() != 2 * MAC_LEN {
+        return None;
+    }
     let mut mac = [0; MAC_LEN];
-    // Fails unless `value` is exactly 2 × MAC_LEN hex digits.
-    hex::decode_to_slice(value, &mut mac).ok()?;
+    const_hex::decode_to_slice(value, &mut mac).ok()?;
     Some(mac)
 }
 
@@ -613,7 +623,7 @@ mod tests {
         let s = secrets("topsecret");
         let body = b"{\"id\":\"evt_1\"}";
         let mac = compute(&s.current, KeyReading::Utf8, &[body]);
-        let hex_lower = hex::encode(&mac);
+        let hex_lower = const_hex::encode(&mac);
         let forms = [
             format!("sha256={hex_lower}"),
             format!("v1={hex_lower}"),
@@ -634,7 +644,7 @@ mod tests {
     fn hmac_sha256_rejections() {
         let s = secrets("topsecret");
         let body = b"{}";
-        let good = hex::encode(compute(&s.current, KeyReading::Utf8, &[body]));
+        let good = const_hex::encode(compute(&s.current, KeyReading::Utf8, &[body]));
         let v = verifier(Scheme::HmacSha256);
         let cases: Vec<(Vec<(&str, String)>, Rejection)> = vec![
             (vec![], Rejection::MissingHeader("zof-signature".into())),
@@ -672,6 +682,15 @@ mod tests {
                 vec![("zof-signature", B64.encode([7u8; 31]))],
                 Rejection::Malformed("zof-signature".into()),
             ),
+            // The right MAC spelt with a `0x` before it: one spelling per signature.
+            (
+                vec![("zof-signature", format!("sha256=0x{good}"))],
+                Rejection::Malformed("zof-signature".into()),
+            ),
+            (
+                vec![("zof-signature", format!("0x{}", &good[..62]))],
+                Rejection::Malformed("zof-signature".into()),
+            ),
             (
                 vec![("zof-signature", "sha256=zz".repeat(8))],
                 Rejection::Malformed("zof-signature".into()),
@@ -685,7 +704,7 @@ mod tests {
             (
                 vec![(
                     "zof-signature",
-                    hex::encode(compute(
+                    const_hex::encode(compute(
                         &Secret::parse("other").unwrap(),
                         KeyReading::Utf8,
                         &[body],
@@ -735,7 +754,7 @@ mod tests {
                 KeyReading::Utf8,
                 &[t.to_string().as_bytes(), b".", body],
             );
-            format!("t={t},v1={}", hex::encode(mac))
+            format!("t={t},v1={}", const_hex::encode(mac))
         };
         let ok = |value: &str| v.verify(&s, &headers(&[("zof-signature", value)]), body, NOW);
         assert_eq!(ok(&at(NOW)), Ok(()));
@@ -747,6 +766,22 @@ mod tests {
         assert_eq!(
             ok(&format!("{},v0=abc,v1={}", at(NOW), "00".repeat(32))),
             Ok(())
+        );
+        // More candidates than the two kept on the stack: the last one still counts.
+        let good = at(NOW);
+        let mac = good.split_once(",v1=").map(|(_, m)| m.to_string()).unwrap();
+        assert_eq!(
+            ok(&format!(
+                "t={NOW},v1={},v1={},v1={mac}",
+                "00".repeat(32),
+                "11".repeat(32)
+            )),
+            Ok(())
+        );
+        // The right MAC with a `0x` before it is not a second spelling of it.
+        assert_eq!(
+            ok(&format!("t={NOW},v1=0x{mac}")),
+            Err(Rejection::Malformed("zof-signature".into()))
         );
         // Overflow: the arithmetic must not wrap these into the window.
         for t in [i64::MIN, i64::MAX, i64::MIN + 1] {
@@ -879,7 +914,7 @@ mod tests {
     fn multiple_header_lines_are_combined() {
         let s = secrets("k");
         let v = verifier(Scheme::HmacSha256);
-        let good = hex::encode(compute(&s.current, KeyReading::Utf8, &[b"{}"]));
+        let good = const_hex::encode(compute(&s.current, KeyReading::Utf8, &[b"{}"]));
         let h = headers(&[("zof-signature", "sha256=00"), ("zof-signature", &good)]);
         assert_eq!(v.verify(&s, &h, b"{}", NOW), Ok(()));
     }
@@ -922,7 +957,7 @@ mod tests {
         let mut mac = <HmacSha256 as KeyInit>::new_from_slice(secret.as_bytes()).unwrap();
         mac.update(format!("{NOW}.").as_bytes());
         mac.update(body);
-        let expected = hex::encode(mac.finalize().into_bytes());
+        let expected = const_hex::encode(mac.finalize().into_bytes());
         let header = format!("t={NOW},v1={expected}");
         let v = Verifier::new(
             Scheme::Timestamped,
