@@ -76,20 +76,28 @@ rate() { # URL FILE THREADS SECONDS -> requests/s
 first=$(rate "$backlog_url" "$work/events.tsv" 2 8)
 echo "first-time deliveries to the backlog server: $first/s; $(backlog) queued"
 ratios=()
-for round in 1 2 3; do
-  during=$(rate "$backlog_url" "$work/one.tsv" 1 3)
-  idle=$(rate "$idle_url" "$work/one.tsv" 1 3)
+# Five rounds, the two servers in turns of order (a machine that gets busier in the second half of
+# a round weighs on each alike), and the median: one round read 0.78x beside a CI run whose other
+# two read 0.88x and 1.07x.
+for round in 1 2 3 4 5; do
+  if [ $((round % 2)) -eq 1 ]; then
+    during=$(rate "$backlog_url" "$work/one.tsv" 1 3)
+    idle=$(rate "$idle_url" "$work/one.tsv" 1 3)
+  else
+    idle=$(rate "$idle_url" "$work/one.tsv" 1 3)
+    during=$(rate "$backlog_url" "$work/one.tsv" 1 3)
+  fi
   queued=$(backlog)
   ratio=$(python3 -c "print(f'{$during / $idle:.2f}')")
   echo "round $round: duplicates during the backlog $during/s ($queued still queued), idle $idle/s: ${ratio}x"
   [ "$queued" -gt 0 ] || echo "round $round: the backlog was worked off before the round ended" >&2
   ratios+=("$ratio")
 done
-median=$(printf '%s\n' "${ratios[@]}" | sort -n | sed -n 2p)
+median=$(printf '%s\n' "${ratios[@]}" | sort -n | sed -n 3p)
 if python3 -c "import sys; sys.exit(0 if $median >= 0.8 else 1)"; then
-  echo "duplicates during a backlog / idle: ${median}x (median of 3): met"
+  echo "duplicates during a backlog / idle: ${median}x (median of 5): met"
 else
-  echo "duplicates during a backlog / idle: ${median}x (median of 3): MISSED"
+  echo "duplicates during a backlog / idle: ${median}x (median of 5): MISSED"
   failed+=("duplicates during a backlog at ${median}x of idle")
 fi
 
