@@ -19,7 +19,7 @@ for build in .aws-sam/build .aws-sam/build-arm64; do
   for function in ReceiverFunction WorkerFunction; do
     bootstrap="$build/$function/bootstrap"
     [ -f "$bootstrap" ] || { echo "$bootstrap is missing: run make package first" >&2; exit 2; }
-    read -r _ zipped arch < <(python3 infra/bootstrap-size.py "$bootstrap")
+    read -r _ zipped arch < <(python3 infra/lambda_zip.py "$bootstrap")
     verdict=met
     [ "$zipped" -le 4000000 ] || { verdict=MISSED; failed+=("$function ($arch) zipped $zipped bytes"); }
     echo "$function ($arch): $zipped bytes zipped: $verdict"

@@ -28,7 +28,7 @@ for arch in "$@"; do
   sam build --beta-features --build-dir "$build" --parameter-overrides "Architecture=$arch"
   for function in ReceiverFunction WorkerFunction; do
     bootstrap="$build/$function/bootstrap"
-    read -r bytes zipped _ < <(python3 infra/bootstrap-size.py "$bootstrap")
+    read -r bytes zipped _ < <(python3 infra/lambda_zip.py "$bootstrap")
     echo "$function ($arch): bootstrap $bytes bytes, zipped $zipped bytes"
   done
 done

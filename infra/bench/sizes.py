@@ -5,23 +5,15 @@ dependencies; boto3 comes with Lambda's Python runtime, so it is not counted).
     python sizes.py BENCH_DIR BENCH_VENV PEER_DIR  ->  JSON on stdout
 """
 
-import io
 import json
 import pathlib
 import subprocess
 import sys
-import zipfile
+
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
+from lambda_zip import zipped  # noqa: E402  (the one zip function: infra/lambda_zip.py)
 
 bench, venv, peer = (pathlib.Path(a) for a in sys.argv[1:4])
-
-
-def zipped(files):
-    """files: (name in the zip, path); bytes of the zip, deflated, without bytecode caches."""
-    buf = io.BytesIO()
-    with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as z:
-        for name, path in files:
-            z.write(path, name)
-    return len(buf.getvalue())
 
 
 sizes = {}

@@ -6,6 +6,7 @@ pub mod conformance;
 pub mod fake;
 pub mod fault;
 pub mod lambda;
+pub mod load;
 pub mod template;
 
 use aws_config::{BehaviorVersion, Region, SdkConfig};

@@ -1,4 +1,4 @@
-//! The console (DESIGN.md section 9) as an operator uses it: in headless Chromium driven over
+//! The console (docs/design.md section 9) as an operator uses it: in headless Chromium driven over
 //! WebDriver (chromium and chromium-driver, Debian packages; `make test` installs them), and its
 //! API and access rules over plain HTTP. Also: slow clients cannot hold `serve` open.
 

@@ -505,7 +505,7 @@ async fn the_worker_lambda_sends_a_failed_message_back_after_the_retry_backoff()
     );
 }
 
-/// The receiver's front doors (DESIGN.md section 10).
+/// The receiver's front doors (docs/design.md section 10).
 #[derive(Clone, Copy, Debug, PartialEq)]
 enum Door {
     HttpApi,

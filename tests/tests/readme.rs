@@ -1,11 +1,28 @@
-//! The README is executable: its shell blocks and its `zofhook … <Placeholder> …` commands run
-//! here as written, through bash, with `zofhook` on the PATH (the test build of the binary) in a
-//! fresh directory, and print what the README says they print. A README edit that breaks a
-//! command, or changes what it prints without changing the program, fails this test.
+//! The README and the documents in docs/ are executable: their shell blocks and their
+//! `zofhook … <Placeholder> …` commands run here as written, through bash, with `zofhook` on the
+//! PATH (the test build of the binary) in a fresh directory, and print what the documents say
+//! they print. An edit that breaks a command, or changes what it prints without changing the
+//! program, fails this test; so does a command moved to a document this test does not read.
 //!
 //! What cannot run here is named in `NOT_HERE` with the reason; a command in neither list fails.
 
 use e2e::{binary, root};
+
+/// The README, then every document in docs/, as one text: the commands they show.
+fn documents() -> String {
+    let mut text = std::fs::read_to_string(root().join("README.md")).unwrap();
+    let mut docs: Vec<_> = std::fs::read_dir(root().join("docs"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|x| x == "md"))
+        .collect();
+    docs.sort();
+    for doc in docs {
+        text.push('\n');
+        text.push_str(&std::fs::read_to_string(doc).unwrap());
+    }
+    text
+}
 use std::io::BufRead;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -258,7 +275,7 @@ fn run_block(steps: &[Step], env: &[(&str, String)]) {
 
 #[test]
 fn every_readme_command_is_run_here_or_says_why_not() {
-    let readme = std::fs::read_to_string(root().join("README.md")).unwrap();
+    let readme = documents();
     let blocks = sh_blocks(&readme);
     assert!(blocks.len() >= 2, "the README lost its command blocks");
     for step in blocks.iter().flatten() {
@@ -280,7 +297,7 @@ fn every_readme_command_is_run_here_or_says_why_not() {
 /// `serve` on a port of its own instead of the README's 3000; see `start_serve`).
 #[test]
 fn the_readme_blocks_run_and_print_what_they_say() {
-    let readme = std::fs::read_to_string(root().join("README.md")).unwrap();
+    let readme = documents();
     for block in sh_blocks(&readme) {
         run_block(&block, &[]);
     }
@@ -291,7 +308,7 @@ fn the_readme_blocks_run_and_print_what_they_say() {
 /// table, queues, URL and secret.
 #[tokio::test]
 async fn the_readme_deploy_and_redrive_commands_run_against_the_emulator() {
-    let readme = std::fs::read_to_string(root().join("README.md")).unwrap();
+    let readme = documents();
     let sdk = e2e::sdk().await;
     let (_, table) = e2e::create_table(&sdk).await;
     let (_, queue_url) = e2e::create_queue(&sdk).await;

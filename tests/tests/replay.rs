@@ -1,4 +1,4 @@
-//! Replay and selections (DESIGN.md section 8) through the real `zofhook`, on the embedded store
+//! Replay and selections (docs/design.md section 8) through the real `zofhook`, on the embedded store
 //! and on DynamoDB + SQS in the emulator: a processed event replayed by id is processed again
 //! with the same idempotency key; a selection of 250 failed events needs --yes and then all end
 //! `processed`; `events list --since 1h --status failed` pages through 1,000 records with no

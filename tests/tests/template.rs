@@ -3,7 +3,7 @@
 
 use e2e::template::Template;
 use std::collections::{HashMap, HashSet};
-use zofhook_core::config::{self, SETTINGS};
+use zofhook_core::config::{self, Kind, SETTINGS};
 
 /// Settings that reach a resource rather than a function's environment.
 const RESOURCE_SETTINGS: &[(&str, &str)] = &[("MaxReceiveCount", "the queue's RedrivePolicy")];
@@ -124,6 +124,28 @@ fn the_readme_table_agrees_with_config() {
         } else {
             assert_eq!(shown, s.default, "README default of {}", s.param);
         }
+        // The "accepts" cell says what the setting's kind says: a number's range first, a
+        // choice's words, a URL as one.
+        let accepts = row.split('|').nth(3).unwrap().trim();
+        match s.kind {
+            Kind::Number { min, max, .. } => assert!(
+                accepts.starts_with(&format!("{min}–{max}")),
+                "README range of {}: {accepts}, config.rs says {min}–{max}",
+                s.param
+            ),
+            Kind::Choice(words) => assert_eq!(
+                accepts,
+                words
+                    .iter()
+                    .map(|w| format!("`{w}`"))
+                    .collect::<Vec<_>>()
+                    .join(", "),
+                "README choices of {}",
+                s.param
+            ),
+            Kind::Url { .. } => assert!(accepts.contains("URL"), "{}: {accepts}", s.param),
+            Kind::Text(_) => assert!(!accepts.is_empty(), "{}", s.param),
+        }
     }
 }
 
@@ -236,8 +258,8 @@ fn the_transformed_roles_hold_exactly_what_each_function_needs() {
 }
 
 /// Every metric the dashboard names is one the code emits (under its `Function` dimension) or
-/// one AWS publishes for the resource it points at; and the dashboard shows what DESIGN.md
-/// section 9 lists.
+/// one AWS publishes for the resource it points at; and the dashboard shows what
+/// docs/design.md section 9 lists.
 #[test]
 fn the_dashboard_names_only_metrics_that_exist() {
     use serde_json::Value;

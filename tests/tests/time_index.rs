@@ -1,4 +1,4 @@
-//! The time index on DynamoDB (DESIGN.md section 4, "The time index spreads writes"), in the
+//! The time index on DynamoDB (docs/design.md section 4, "The time index"), in the
 //! emulator with the real `zofhook`:
 //! - 120 events of one day, accepted by a default `serve --aws`, land on all 8 index partition
 //!   keys of their day, none holding more than a quarter of them; the index holds keys only; and

@@ -1,19 +1,24 @@
-//! `zofhook`: the zof-webhooks pipeline as one local binary (DESIGN.md section 7).
+//! `zofhook`: the zof-webhooks pipeline as one local binary (docs/design.md, "The CLI").
+//! Each command is a room in `commands/`, owning its arguments and its run function; this file
+//! composes them, so nothing below imports upward.
 //!
 //! `serve` runs the receive pipeline and the worker in one process on an embedded SQLite store
 //! (or on DynamoDB + SQS with `--aws`); `send`, `sign` and `verify` make and check signed events;
 //! `events` reads the ledger; `redrive` brings dead-lettered events back.
 
-mod backend;
+mod commands;
 mod console;
+mod global;
 mod listener;
-mod send;
-mod serve;
+mod lock;
+mod secret;
 mod settings;
+mod store;
 
 use anyhow::Result;
-use clap::{Args, FromArgMatches, Parser, Subcommand};
-use std::path::PathBuf;
+use clap::{FromArgMatches, Parser, Subcommand};
+use commands::{console as console_command, events, migrate, redrive, replay, send, serve};
+use global::Global;
 
 #[derive(Parser, Debug)]
 #[command(
@@ -26,52 +31,6 @@ pub struct Cli {
     pub global: Global,
     #[command(subcommand)]
     pub command: Command,
-}
-
-#[derive(Args, Debug, Clone)]
-pub struct Global {
-    /// Where the embedded store and the generated secret live.
-    #[arg(
-        long,
-        global = true,
-        env = "ZOFHOOK_DATA_DIR",
-        default_value = ".zofhook"
-    )]
-    pub data_dir: PathBuf,
-    /// Use DynamoDB and SQS (the standard AWS environment, AWS_ENDPOINT_URL included).
-    #[arg(long, global = true, env = "ZOFHOOK_AWS")]
-    pub aws: bool,
-    /// With --aws: the ledger table.
-    #[arg(long, global = true, env = "ZOFHOOK_TABLE_NAME")]
-    pub table_name: Option<String>,
-    /// With --aws: the event queue's URL.
-    #[arg(long, global = true, env = "ZOFHOOK_QUEUE_URL")]
-    pub queue_url: Option<String>,
-    /// With --aws: the dead-letter queue's URL (for redrive).
-    #[arg(long, global = true, env = "ZOFHOOK_DLQ_URL")]
-    pub dlq_url: Option<String>,
-    /// The webhook secret (default: the one in the data dir, created by `serve`).
-    #[arg(long, global = true, env = "ZOFHOOK_SECRET", hide_env_values = true)]
-    pub secret: Option<String>,
-    /// During a rotation, the secret being replaced.
-    #[arg(
-        long,
-        global = true,
-        env = "ZOFHOOK_PREVIOUS_SECRET",
-        hide_env_values = true
-    )]
-    pub previous_secret: Option<String>,
-    /// The Zof API token (for reconciliation with ZofApiBaseUrl).
-    #[arg(
-        long,
-        global = true,
-        env = "ZOFHOOK_ZOF_API_TOKEN",
-        hide_env_values = true
-    )]
-    pub zof_api_token: Option<String>,
-    /// Log format on stderr.
-    #[arg(long, global = true, env = "ZOFHOOK_LOG_FORMAT", default_value = "text", value_parser = ["text", "json"])]
-    pub log_format: String,
 }
 
 #[derive(Subcommand, Debug)]
@@ -87,13 +46,13 @@ pub enum Command {
     Verify(send::VerifyArgs),
     /// Show ledger records.
     #[command(subcommand)]
-    Events(backend::EventsCommand),
+    Events(events::EventsCommand),
     /// Send events through again from their archived bodies (by id, or a selection).
-    Replay(backend::ReplayArgs),
+    Replay(replay::ReplayArgs),
     /// Move dead-lettered events back to the queue.
     Redrive,
     /// Serve the console (the events, replay, redrive) without the webhook.
-    Console(console::ConsoleArgs),
+    Console(console_command::ConsoleArgs),
     /// Upgrade a deployed ledger to the time index by_time: give the records written before it
     /// their index key (once, between the upgrade's two deployments; README).
     Migrate,
@@ -128,11 +87,11 @@ fn run(cli: Cli, matches: &clap::ArgMatches) -> Result<i32> {
             Command::Send(args) => send::send(&cli.global, &config, args).await,
             Command::Sign(args) => send::sign(&cli.global, &config, args),
             Command::Verify(args) => send::verify(&cli.global, &config, args),
-            Command::Events(command) => backend::events(&cli.global, &config, command).await,
-            Command::Replay(args) => backend::replay(&cli.global, &config, args).await,
-            Command::Redrive => backend::redrive(&cli.global, &config).await,
-            Command::Console(args) => console::run(&cli.global, &config, args).await,
-            Command::Migrate => backend::migrate(&cli.global, &config).await,
+            Command::Events(command) => events::events(&cli.global, &config, command).await,
+            Command::Replay(args) => replay::replay(&cli.global, &config, args).await,
+            Command::Redrive => redrive::redrive(&cli.global, &config).await,
+            Command::Console(args) => console_command::run(&cli.global, &config, args).await,
+            Command::Migrate => migrate::migrate(&cli.global, &config).await,
         }
     })
 }

@@ -6,7 +6,7 @@ use zofhook_core::config::{Config, SETTINGS};
 
 pub fn with_setting_args(mut command: Command) -> Command {
     for setting in SETTINGS {
-        let mut help = format!("{} Accepts {}.", setting.help, setting.accepts);
+        let mut help = format!("{} Accepts {}.", setting.help, setting.accepts());
         if !setting.default.is_empty() {
             help.push_str(&format!(" [default: {}]", setting.default));
         }

@@ -17,9 +17,26 @@ pub struct Setting {
     pub param: &'static str,
     /// Default as text; empty means unset.
     pub default: &'static str,
-    /// What the setting accepts, in words; used in start-up errors and the README table.
-    pub accepts: &'static str,
+    /// What values it takes: the parsing and the `accepts` text both come from here.
+    pub kind: Kind,
     pub help: &'static str,
+}
+
+/// What a setting takes (ripgrep's `flags/defs.rs` is the pattern: one declaration per flag).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    /// A whole number from `min` to `max`, of `unit` (empty for a count).
+    Number {
+        min: u64,
+        max: u64,
+        unit: &'static str,
+    },
+    /// One of these words.
+    Choice(&'static [&'static str]),
+    /// An `http://` or `https://` URL, or empty, which means `empty`.
+    Url { empty: &'static str },
+    /// Text with a rule of its own, in words.
+    Text(&'static str),
 }
 
 impl Setting {
@@ -31,6 +48,41 @@ impl Setting {
     /// The parameter name in kebab case, as a CLI flag without the dashes.
     pub fn flag(&self) -> String {
         snake(self.param).replace('_', "-")
+    }
+
+    /// What the setting accepts, in words: start-up errors, `--help` and the README table.
+    pub fn accepts(&self) -> String {
+        match self.kind {
+            Kind::Number { min, max, unit: "" } => format!("a whole number from {min} to {max}"),
+            Kind::Number { min, max, unit } => {
+                format!("a whole number of {unit} from {min} to {max}")
+            }
+            Kind::Choice(words) => format!("one of {}", words.join(", ")),
+            Kind::Url { empty } => format!("an http:// or https:// URL, or empty {empty}"),
+            Kind::Text(words) => words.to_string(),
+        }
+    }
+
+    /// Whether a value (trimmed, not empty) is of the setting's kind; a `Text` setting's own
+    /// rule is checked where it is parsed.
+    fn check(&self, raw: &str) -> Result<(), ConfigError> {
+        let ok = match self.kind {
+            Kind::Number { min, max, .. } => {
+                raw.parse::<u64>().is_ok_and(|n| (min..=max).contains(&n))
+            }
+            Kind::Choice(words) => words.contains(&raw),
+            Kind::Url { .. } => {
+                (raw.starts_with("http://") || raw.starts_with("https://"))
+                    && raw.len() > "https://".len()
+                    && !raw.contains(char::is_whitespace)
+            }
+            Kind::Text(_) => true,
+        };
+        if ok {
+            Ok(())
+        } else {
+            Err(ConfigError::new(self, format!("{raw:?} is not accepted")))
+        }
     }
 }
 
@@ -46,8 +98,8 @@ fn snake(param: &str) -> String {
 }
 
 macro_rules! settings {
-    ($($name:ident = $param:literal, $default:literal, $accepts:literal, $help:literal;)*) => {
-        $(pub const $name: Setting = Setting { param: $param, default: $default, accepts: $accepts, help: $help };)*
+    ($($name:ident = $param:literal, $default:literal, $kind:expr, $help:literal;)*) => {
+        $(pub const $name: Setting = Setting { param: $param, default: $default, kind: $kind, help: $help };)*
         /// Every tunable setting of the pipeline, in README order.
         pub const SETTINGS: &[Setting] = &[$($name),*];
     };
@@ -55,74 +107,74 @@ macro_rules! settings {
 
 settings! {
     SIGNATURE_SCHEME = "SignatureScheme", "hmac-sha256",
-        "one of hmac-sha256, timestamped, standard-webhooks",
+        Kind::Choice(&["hmac-sha256", "timestamped", "standard-webhooks"]),
         "How Zof signs deliveries; only this scheme is accepted.";
     SECRET_ENCODING = "SecretEncoding", "auto",
-        "one of auto, base64, utf8",
+        Kind::Choice(&["auto", "base64", "utf8"]),
         "How a secret becomes the HMAC key: auto follows the scheme's senders (standard-webhooks: base64 after whsec_; timestamped and hmac-sha256: the string's UTF-8 bytes).";
     SIGNATURE_HEADER = "SignatureHeader", "Zof-Signature",
-        "an HTTP header name",
+        Kind::Text("an HTTP header name"),
         "Header that carries the signature (hmac-sha256 and timestamped).";
     SIGNATURE_TOLERANCE_SECONDS = "SignatureToleranceSeconds", "300",
-        "a whole number of seconds from 1 to 86400",
+        Kind::Number { min: 1, max: 86400, unit: "seconds" },
         "Largest accepted clock difference for timestamped schemes.";
     EVENT_TYPES = "EventTypes", "run.completed",
-        "a comma-separated list of event types, or *",
+        Kind::Text("a comma-separated list of event types, or *"),
         "Event types that are recorded and processed; others are answered `ignored`.";
     MAX_BODY_BYTES = "MaxBodyBytes", "262144",
-        "a whole number of bytes from 1 to 262144",
+        Kind::Number { min: 1, max: 262144, unit: "bytes" },
         "Largest accepted body (the SQS message limit).";
     ORGANIZATION_ID = "OrganizationId", "",
-        "a Zof organization id, or empty for any",
+        Kind::Text("a Zof organization id, or empty for any"),
         "When set, events of any other organization are refused with 403.";
     DEDUPE_RETENTION_DAYS = "DedupeRetentionDays", "30",
-        "a whole number of days from 1 to 3650",
+        Kind::Number { min: 1, max: 3650, unit: "days" },
         "How long an event id is remembered (ledger TTL).";
     RECEIVE_LEASE_SECONDS = "ReceiveLeaseSeconds", "30",
-        "a whole number of seconds from 1 to 3600",
+        Kind::Number { min: 1, max: 3600, unit: "seconds" },
         "How long a delivery in flight holds its id before another delivery may take it over.";
     PROCESSING_LEASE_SECONDS = "ProcessingLeaseSeconds", "360",
-        "a whole number of seconds from 1 to 43200",
+        Kind::Number { min: 1, max: 43200, unit: "seconds" },
         "How long the worker holds an event it is processing (the queue's visibility timeout).";
     RESPONSE_DEADLINE_MS = "ResponseDeadlineMs", "8000",
-        "a whole number of milliseconds from 100 to 9500",
+        Kind::Number { min: 100, max: 9500, unit: "milliseconds" },
         "The receiver answers within this time, whatever the store does.";
     STORE_TIMEOUT_MS = "StoreTimeoutMs", "2000",
-        "a whole number of milliseconds from 50 to 9000",
+        Kind::Number { min: 50, max: 9000, unit: "milliseconds" },
         "Timeout of one ledger or queue call, retries included.";
     STORE_MAX_ATTEMPTS = "StoreMaxAttempts", "3",
-        "a whole number from 1 to 10",
+        Kind::Number { min: 1, max: 10, unit: "" },
         "Attempts per ledger or queue call within its timeout.";
     ZOF_API_BASE_URL = "ZofApiBaseUrl", "",
-        "an http:// or https:// URL, or empty to skip reconciliation",
+        Kind::Url { empty: "to skip reconciliation" },
         "Zof API the worker asks for the run's state (GET /v1/runs/{run_id}).";
     NOTIFY_URL = "NotifyUrl", "",
-        "an http:// or https:// URL, or empty for none",
+        Kind::Url { empty: "for none" },
         "Where the worker POSTs a notification for each processed event.";
     NOTIFY_FORMAT = "NotifyFormat", "json",
-        "json or slack",
-        "Body of the notification: DESIGN.md's JSON, or Slack's {\"text\": …}.";
+        Kind::Choice(&["json", "slack"]),
+        "Body of the notification: the JSON of docs/design.md, or Slack's {\"text\": …}.";
     EVENT_BUS_NAME = "EventBusName", "",
-        "an EventBridge bus name, or empty for none",
+        Kind::Text("an EventBridge bus name, or empty for none"),
         "EventBridge bus that gets one entry per processed event.";
     DOWNSTREAM_TIMEOUT_MS = "DownstreamTimeoutMs", "5000",
-        "a whole number of milliseconds from 100 to 60000",
+        Kind::Number { min: 100, max: 60000, unit: "milliseconds" },
         "Timeout of one call to the Zof API, the notify URL or EventBridge.";
     DOWNSTREAM_MAX_ATTEMPTS = "DownstreamMaxAttempts", "3",
-        "a whole number from 1 to 10",
+        Kind::Number { min: 1, max: 10, unit: "" },
         "Attempts per downstream call (backoff with jitter, Retry-After honoured).";
     METRICS_NAMESPACE = "MetricsNamespace", "ZofWebhooks",
-        "a CloudWatch namespace: 1-255 letters, digits and . - _ / # :",
+        Kind::Text("a CloudWatch namespace: 1-255 letters, digits and . - _ / # :"),
         "Namespace of the Embedded Metric Format metrics the functions print.";
     MAX_RECEIVE_COUNT = "MaxReceiveCount", "10",
-        "a whole number from 1 to 1000",
+        Kind::Number { min: 1, max: 1000, unit: "" },
         "Receives of a message before it is dead-lettered (10 with the default backoff: about 1 h 15 min of retries).";
     RETRY_BASE_SECONDS = "RetryBaseSeconds", "30",
-        "a whole number of seconds from 1 to 43200",
+        Kind::Number { min: 1, max: 43200, unit: "seconds" },
         "A failed event comes back after about this long, then twice as long each time (with jitter).";
     RETRY_MAX_SECONDS = "RetryMaxSeconds", "900",
-        "a whole number of seconds from 1 to 43200, not less than RetryBaseSeconds",
-        "Longest wait between two attempts at a failed event.";
+        Kind::Number { min: 1, max: 43200, unit: "seconds" },
+        "Longest wait between two attempts at a failed event; not less than RetryBaseSeconds.";
 }
 
 /// Where the AWS deployment's resources are; read by the Lambdas only.
@@ -159,7 +211,7 @@ impl ConfigError {
             env: setting.env(),
             param: setting.param.to_string(),
             problem,
-            accepts: setting.accepts.to_string(),
+            accepts: setting.accepts(),
         }
     }
 
@@ -239,19 +291,23 @@ impl Config {
                 .filter(|v| !v.is_empty())
                 .unwrap_or_else(|| s.default.to_string())
         };
-        let number = |s: &Setting, min: u64, max: u64| -> Result<u64, ConfigError> {
+        let number = |s: &Setting| -> Result<u64, ConfigError> {
             let raw = text(s);
-            match raw.parse::<u64>() {
-                Ok(n) if (min..=max).contains(&n) => Ok(n),
-                _ => Err(ConfigError::new(s, format!("{raw:?} is not accepted"))),
-            }
+            s.check(&raw)?;
+            raw.parse::<u64>()
+                .map_err(|_| ConfigError::new(s, format!("{raw:?} is not accepted")))
+        };
+        let choice = |s: &Setting| -> Result<String, ConfigError> {
+            let raw = text(s);
+            s.check(&raw)?;
+            Ok(raw)
         };
 
-        let raw = text(&SIGNATURE_SCHEME);
+        let raw = choice(&SIGNATURE_SCHEME)?;
         let scheme = raw
             .parse::<Scheme>()
             .map_err(|_| ConfigError::new(&SIGNATURE_SCHEME, format!("{raw:?} is not a scheme")))?;
-        let raw = text(&SECRET_ENCODING);
+        let raw = choice(&SECRET_ENCODING)?;
         let secret_encoding = raw
             .parse::<SecretEncoding>()
             .map_err(|_| ConfigError::new(&SECRET_ENCODING, format!("{raw:?} is not accepted")))?;
@@ -285,16 +341,10 @@ impl Config {
             if raw.is_empty() {
                 return Ok(None);
             }
-            let ok = (raw.starts_with("http://") || raw.starts_with("https://"))
-                && raw.len() > "https://".len()
-                && !raw.contains(char::is_whitespace);
-            if ok {
-                Ok(Some(raw.trim_end_matches('/').to_string()))
-            } else {
-                Err(ConfigError::new(s, format!("{raw:?} is not accepted")))
-            }
+            s.check(&raw)?;
+            Ok(Some(raw.trim_end_matches('/').to_string()))
         };
-        let notify_format = match text(&NOTIFY_FORMAT).as_str() {
+        let notify_format = match choice(&NOTIFY_FORMAT)?.as_str() {
             "json" => NotifyFormat::Json,
             "slack" => NotifyFormat::Slack,
             other => {
@@ -327,8 +377,8 @@ impl Config {
                 format!("{namespace:?} is not accepted"),
             ));
         }
-        let receive_lease = Duration::from_secs(number(&RECEIVE_LEASE_SECONDS, 1, 3600)?);
-        let response_deadline = Duration::from_millis(number(&RESPONSE_DEADLINE_MS, 100, 9500)?);
+        let receive_lease = Duration::from_secs(number(&RECEIVE_LEASE_SECONDS)?);
+        let response_deadline = Duration::from_millis(number(&RESPONSE_DEADLINE_MS)?);
         // A delivery still at work after its lease could see a second delivery take its id over:
         // two `accepted` for one event.
         if receive_lease <= response_deadline {
@@ -341,8 +391,8 @@ impl Config {
                 ),
             ));
         }
-        let retry_base = Duration::from_secs(number(&RETRY_BASE_SECONDS, 1, 43_200)?);
-        let retry_max = Duration::from_secs(number(&RETRY_MAX_SECONDS, 1, 43_200)?);
+        let retry_base = Duration::from_secs(number(&RETRY_BASE_SECONDS)?);
+        let retry_max = Duration::from_secs(number(&RETRY_MAX_SECONDS)?);
         if retry_max < retry_base {
             return Err(ConfigError::new(
                 &RETRY_MAX_SECONDS,
@@ -357,17 +407,17 @@ impl Config {
             scheme,
             secret_encoding,
             signature_header,
-            tolerance_seconds: number(&SIGNATURE_TOLERANCE_SECONDS, 1, 86_400)?,
+            tolerance_seconds: number(&SIGNATURE_TOLERANCE_SECONDS)?,
             event_types,
-            max_body_bytes: number(&MAX_BODY_BYTES, 1, 262_144)? as usize,
+            max_body_bytes: number(&MAX_BODY_BYTES)? as usize,
             organization_id: (!org.is_empty()).then_some(org),
-            retention_days: number(&DEDUPE_RETENTION_DAYS, 1, 3650)?,
+            retention_days: number(&DEDUPE_RETENTION_DAYS)?,
             receive_lease,
-            processing_lease: Duration::from_secs(number(&PROCESSING_LEASE_SECONDS, 1, 43_200)?),
+            processing_lease: Duration::from_secs(number(&PROCESSING_LEASE_SECONDS)?),
             response_deadline,
-            store_timeout: Duration::from_millis(number(&STORE_TIMEOUT_MS, 50, 9000)?),
-            store_max_attempts: number(&STORE_MAX_ATTEMPTS, 1, 10)? as u32,
-            max_receive_count: number(&MAX_RECEIVE_COUNT, 1, 1000)? as u32,
+            store_timeout: Duration::from_millis(number(&STORE_TIMEOUT_MS)?),
+            store_max_attempts: number(&STORE_MAX_ATTEMPTS)? as u32,
+            max_receive_count: number(&MAX_RECEIVE_COUNT)? as u32,
             retry_base,
             retry_max,
             metrics_namespace: namespace,
@@ -375,14 +425,14 @@ impl Config {
             notify_url: url(&NOTIFY_URL)?,
             notify_format,
             event_bus_name: (!bus.is_empty()).then_some(bus),
-            downstream_timeout: Duration::from_millis(number(&DOWNSTREAM_TIMEOUT_MS, 100, 60_000)?),
-            downstream_max_attempts: number(&DOWNSTREAM_MAX_ATTEMPTS, 1, 10)? as u32,
+            downstream_timeout: Duration::from_millis(number(&DOWNSTREAM_TIMEOUT_MS)?),
+            downstream_max_attempts: number(&DOWNSTREAM_MAX_ATTEMPTS)? as u32,
         })
     }
 
     /// The retry backoff of failed events (`RetryBaseSeconds`, `RetryMaxSeconds`).
-    pub fn backoff(&self) -> crate::queue::Backoff {
-        crate::queue::Backoff {
+    pub fn backoff(&self) -> crate::backoff::Backoff {
+        crate::backoff::Backoff {
             base: self.retry_base,
             max: self.retry_max,
         }

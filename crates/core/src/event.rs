@@ -1,4 +1,4 @@
-//! The Zof event envelope and its validation (DESIGN.md sections 1 and 3).
+//! The Zof event envelope and its validation (docs/design.md sections 1 and 3).
 //!
 //! Parsed only after the signature is verified. `parse` either returns an envelope whose every
 //! required field is valid, or says which field is wrong, in words fit for the 400 body.

@@ -1,12 +1,13 @@
-//! The process pipeline (DESIGN.md section 4, worker side): a queued event in, claim →
+//! The process pipeline (docs/design.md section 4, worker side): a queued event in, claim →
 //! downstream → record, and whether the message should be acknowledged or retried.
 
+use crate::clock::millis;
+use crate::clock::{rfc3339, Clock};
 use crate::downstream::{Downstream, DownstreamError, Progress};
 use crate::event::{self, Envelope};
 use crate::ledger::{Ledger, LedgerError, Record};
 pub use crate::protocol::Handled;
 use crate::protocol::{may_create, WorkCall, WorkInput, Working};
-use crate::{rfc3339, Clock};
 use std::future::Future;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -104,7 +105,7 @@ impl Processor {
         match event::parse(message) {
             Ok(envelope) => {
                 let handled = self
-                    .claim_and_deliver(&envelope, message, sent_at_ms, lease, work_limit)
+                    .attempt(&envelope, message, sent_at_ms, lease, work_limit)
                     .await;
                 (envelope.id, handled)
             }
@@ -115,7 +116,10 @@ impl Processor {
         }
     }
 
-    async fn claim_and_deliver(
+    /// One attempt at a queued event: claim it, deliver it downstream, record the outcome. What
+    /// to do next is decided by `protocol::Working`; this only performs each call and feeds
+    /// its result back.
+    async fn attempt(
         &self,
         envelope: &Envelope,
         message: &[u8],
@@ -135,7 +139,6 @@ impl Processor {
             self.retention_seconds,
         );
         let id = envelope.id.as_str();
-        // What to do next is decided by `protocol::Working`; this only performs it.
         let (mut working, first) = Working::start(&token);
         let mut next = Some(first);
         while let Some(call) = next {
@@ -145,40 +148,10 @@ impl Processor {
                         .await,
                 ),
                 WorkCall::Read => WorkInput::Read(self.bounded(self.ledger.get(id)).await),
-                // Never work past our own lease: after it, another worker may take it over.
-                // What it achieved before the limit (the sinks that succeeded) is kept.
-                WorkCall::Deliver(record) => {
-                    let progress = Progress::default();
-                    let work = self.downstream.deliver(envelope, &record, &progress);
-                    WorkInput::Delivered(
-                        tokio::time::timeout(work_limit, work)
-                            .await
-                            .unwrap_or_else(|_| {
-                                Err(DownstreamError {
-                                    partial: progress.take(),
-                                    ..DownstreamError::retryable(
-                                        "downstream work outlived the processing lease",
-                                    )
-                                })
-                            }),
-                    )
-                }
-                WorkCall::Finish(outcome) => {
-                    let at = rfc3339((self.clock)());
-                    WorkInput::Finished(
-                        self.bounded(self.ledger.finish(id, &token, &outcome, &at))
-                            .await,
-                    )
-                }
+                WorkCall::Deliver(record) => self.deliver(envelope, &record, work_limit).await,
+                WorkCall::Finish(outcome) => self.record(id, &token, Ok(outcome)).await,
                 WorkCall::Fail { error, partial } => {
-                    let failed = self
-                        .bounded(self.ledger.fail(id, &token, &error, partial.as_ref()))
-                        .await;
-                    if let Err(le) = &failed {
-                        tracing::warn!(event_id = %id, error = %le, "could not record the failure");
-                    }
-                    tracing::warn!(event_id = %id, error = %error, "downstream failed");
-                    WorkInput::Failed(failed)
+                    self.record(id, &token, Err((error, partial))).await
                 }
             };
             next = working.on(input);
@@ -196,18 +169,68 @@ impl Processor {
         handled
     }
 
+    /// The downstream work, never past `work_limit`: after our lease another worker may take
+    /// the event over. What it achieved before the limit (the sinks that succeeded) is kept.
+    async fn deliver(
+        &self,
+        envelope: &Envelope,
+        record: &Record,
+        work_limit: Duration,
+    ) -> WorkInput {
+        let progress = Progress::default();
+        let work = self.downstream.deliver(envelope, record, &progress);
+        WorkInput::Delivered(
+            tokio::time::timeout(work_limit, work)
+                .await
+                .unwrap_or_else(|_| {
+                    Err(DownstreamError {
+                        partial: progress.take(),
+                        ..DownstreamError::retryable(
+                            "downstream work outlived the processing lease",
+                        )
+                    })
+                }),
+        )
+    }
+
+    /// Records the attempt's end: `processed` with its outcome, or `failed` with the error and
+    /// the sinks that succeeded.
+    async fn record(
+        &self,
+        id: &str,
+        token: &str,
+        ended: Result<serde_json::Value, (String, Option<serde_json::Value>)>,
+    ) -> WorkInput {
+        match ended {
+            Ok(outcome) => {
+                let at = rfc3339((self.clock)());
+                WorkInput::Finished(
+                    self.bounded(self.ledger.finish(id, token, &outcome, &at))
+                        .await,
+                )
+            }
+            Err((error, partial)) => {
+                let failed = self
+                    .bounded(self.ledger.fail(id, token, &error, partial.as_ref()))
+                    .await;
+                if let Err(le) = &failed {
+                    tracing::warn!(event_id = %id, error = %le, "could not record the failure");
+                }
+                tracing::warn!(event_id = %id, error = %error, "downstream failed");
+                WorkInput::Failed(failed)
+            }
+        }
+    }
+
     async fn bounded<T>(
         &self,
         call: impl Future<Output = Result<T, LedgerError>>,
     ) -> Result<T, LedgerError> {
-        tokio::time::timeout(self.store_timeout, call)
-            .await
-            .unwrap_or_else(|_| Err(LedgerError::Unavailable("ledger call timed out".into())))
+        crate::clock::within(self.store_timeout, call, || {
+            LedgerError::Unavailable("ledger call timed out".into())
+        })
+        .await
     }
-}
-
-fn millis(d: Duration) -> i64 {
-    i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
 }
 
 #[cfg(test)]

@@ -1,10 +1,12 @@
-//! The receive pipeline (DESIGN.md section 3): an HTTP delivery in, a status and JSON body out.
+//! The receive pipeline (docs/design.md section 3): an HTTP delivery in, a status and JSON body out.
 //! No AWS or HTTP-server types: the Lambda and `zofhook serve` adapt their requests to
 //! [`Delivery`] and write the [`Reply`] back.
 //!
 //! Order of checks: method, size, content type, signature (before the body is parsed), envelope,
 //! organization, event type, then the ledger and the queue.
 
+use crate::clock::millis;
+use crate::clock::Clock;
 use crate::config::Config;
 use crate::event::{self, Envelope};
 use crate::ledger::{Ledger, LedgerError, Record};
@@ -12,7 +14,6 @@ use crate::protocol::{Answer, Delivering, DeliveryCall, DeliveryInput};
 use crate::queue::{Queue, QueueError};
 use crate::secrets::SecretSource;
 use crate::signature::{Rejection, Verifier};
-use crate::Clock;
 use base64::engine::general_purpose::STANDARD as B64;
 use base64::Engine;
 use http::{header, HeaderMap, Method};
@@ -20,7 +21,7 @@ use serde_json::{json, Value};
 use std::borrow::Cow;
 use std::future::Future;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 /// Seconds Zof is asked to wait before retrying a 503 for an unavailable store.
 pub const UNAVAILABLE_RETRY_AFTER: u64 = 5;
@@ -169,6 +170,24 @@ impl Reply {
             headers.push(("allow", "POST".to_string()));
         }
         headers
+    }
+}
+
+/// A reply as an HTTP response, the same in the Lambda and in `zofhook serve`.
+impl<B: From<String>> From<Reply> for http::Response<B> {
+    fn from(reply: Reply) -> http::Response<B> {
+        let mut response = http::Response::new(B::from(reply.body.to_string()));
+        // Every verdict's status is a valid one; the fallback is never taken.
+        *response.status_mut() = http::StatusCode::from_u16(reply.status())
+            .unwrap_or(http::StatusCode::INTERNAL_SERVER_ERROR);
+        for (name, value) in reply.headers() {
+            if let Ok(value) = http::HeaderValue::from_str(&value) {
+                response
+                    .headers_mut()
+                    .insert(http::HeaderName::from_static(name), value);
+            }
+        }
+        response
     }
 }
 
@@ -409,23 +428,21 @@ impl Receiver {
         &self,
         call: impl Future<Output = Result<T, LedgerError>>,
     ) -> Result<T, LedgerError> {
-        tokio::time::timeout(self.config.store_timeout, call)
-            .await
-            .unwrap_or_else(|_| Err(LedgerError::Unavailable("ledger call timed out".into())))
+        crate::clock::within(self.config.store_timeout, call, || {
+            LedgerError::Unavailable("ledger call timed out".into())
+        })
+        .await
     }
 
     async fn bounded_queue(
         &self,
         call: impl Future<Output = Result<(), QueueError>>,
     ) -> Result<(), QueueError> {
-        tokio::time::timeout(self.config.store_timeout, call)
-            .await
-            .unwrap_or_else(|_| Err(QueueError::Unavailable("queue send timed out".into())))
+        crate::clock::within(self.config.store_timeout, call, || {
+            QueueError::Unavailable("queue send timed out".into())
+        })
+        .await
     }
-}
-
-fn millis(d: Duration) -> i64 {
-    i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
 }
 
 /// `Content-Type` absent, `application/json`, or `application/<anything>+json`.

@@ -1,4 +1,4 @@
-//! Replay (DESIGN.md section 8): events sent through again from their archived bodies. One rule
+//! Replay (docs/design.md section 8): events sent through again from their archived bodies. One rule
 //! for every store: a conditional transition back to `enqueued` (never while a claim is live),
 //! then the body to the queue; the worker processes it again under the same event id, so its
 //! side effects carry the same idempotency key.

@@ -1,4 +1,4 @@
-//! Signature schemes, webhook secrets, and `sign` beside `verify` (DESIGN.md section 2).
+//! Signature schemes, webhook secrets, and `sign` beside `verify` (docs/design.md section 2).
 //!
 //! Verification is pure: headers, the exact body bytes and the clock in, a [`Rejection`] or `Ok`
 //! out. One scheme is active per deployment; no other scheme is ever tried as a fallback.

@@ -72,17 +72,7 @@ impl Front {
             self.metrics
                 .delivery(&reply, elapsed_ms, zofhook_core::now_ms())
         );
-        let mut response = http::Response::new(HttpBody::Text(reply.body.to_string()));
-        *response.status_mut() =
-            http::StatusCode::from_u16(reply.status()).unwrap_or(http::StatusCode::BAD_GATEWAY);
-        for (name, value) in reply.headers() {
-            if let Ok(value) = http::HeaderValue::from_str(&value) {
-                response
-                    .headers_mut()
-                    .insert(http::HeaderName::from_static(name), value);
-            }
-        }
-        response
+        reply.into()
     }
 }
 

@@ -13,8 +13,8 @@ use zofhook_core::downstream::Sinks;
 use zofhook_core::ledger::dynamodb::DynamoLedger;
 use zofhook_core::metrics::Metrics;
 use zofhook_core::process::Processor;
-use zofhook_core::queue::sqs::back_off;
-use zofhook_core::queue::Backoff;
+use zofhook_core::queue::sqs::SqsInbox;
+use zofhook_core::queue::{Inbox, Received};
 use zofhook_core::secrets::secretsmanager::secret_string;
 
 #[tokio::main]
@@ -48,12 +48,11 @@ struct Worker {
     retry: Retry,
 }
 
-/// How a failed message is sent back: its visibility set to the retry backoff, so it returns
-/// after `RetryBaseSeconds`, doubling, rather than after the queue's whole visibility timeout.
+/// How a failed message is sent back: `SqsInbox::retry`, as in `serve --aws`, sets its
+/// visibility to the retry backoff, so it returns after `RetryBaseSeconds`, doubling, rather
+/// than after the queue's whole visibility timeout.
 struct Retry {
-    sqs: sqs::Client,
-    queue_url: String,
-    backoff: Backoff,
+    inbox: SqsInbox,
 }
 
 async fn cold_start() -> Result<(Processor, Metrics, Retry), Error> {
@@ -79,9 +78,7 @@ async fn cold_start() -> Result<(Processor, Metrics, Retry), Error> {
         zofhook_core::system_clock(),
     );
     let retry = Retry {
-        sqs: sqs::Client::new(&sdk),
-        queue_url,
-        backoff: config.backoff(),
+        inbox: SqsInbox::new(sqs::Client::new(&sdk), queue_url, None, &config),
     };
     Ok((
         processor,
@@ -156,23 +153,21 @@ async fn handle(worker: &Arc<Worker>, event: SqsEvent, time_left: Duration) -> S
 impl Retry {
     /// Best effort: if SQS refuses, the message still returns after its visibility timeout.
     async fn back_off(&self, message: &SqsMessage) {
-        let Some(handle) = message.receipt_handle.as_deref() else {
+        let Some(handle) = message.receipt_handle.clone() else {
             return;
         };
-        let receive_count = message
-            .attributes
-            .get("ApproximateReceiveCount")
-            .and_then(|c| c.parse().ok())
-            .unwrap_or(1);
-        if let Err(e) = back_off(
-            &self.sqs,
-            &self.queue_url,
+        let received = Received {
             handle,
-            &self.backoff,
-            receive_count,
-        )
-        .await
-        {
+            // The retry needs only the receipt and the count.
+            body: Vec::new(),
+            receive_count: message
+                .attributes
+                .get("ApproximateReceiveCount")
+                .and_then(|c| c.parse().ok())
+                .unwrap_or(1),
+            sent_at_ms: None,
+        };
+        if let Err(e) = self.inbox.retry(&received).await {
             tracing::warn!(error = %e, "cannot set the retry backoff; the visibility timeout applies");
         }
     }

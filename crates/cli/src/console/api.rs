@@ -1,4 +1,4 @@
-//! The console's JSON API (DESIGN.md section 9), which the page and scripts share.
+//! The console's JSON API (docs/design.md section 9), which the page and scripts share.
 
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
@@ -7,7 +7,7 @@ use axum::Json;
 use serde::Deserialize;
 use serde_json::{json, Value};
 use std::sync::Arc;
-use zofhook_core::ledger::{Ledger, Record};
+use zofhook_core::ledger::{Ledger, Selection, SelectionText};
 use zofhook_core::queue::{Inbox, Queue};
 
 pub struct ConsoleApi {
@@ -33,37 +33,24 @@ fn error(status: StatusCode, what: &str, detail: String) -> Response {
     (status, Json(json!({"error": what, "detail": detail}))).into_response()
 }
 
-/// A record as lists show it: the fields of `events list --json`, no body.
-fn listed(mut record: Record) -> Value {
-    record.body = None;
-    serde_json::to_value(record).unwrap_or(Value::Null)
-}
-
 pub async fn list(State(api): State<Arc<ConsoleApi>>, Query(q): Query<ListQuery>) -> Response {
-    let select = crate::backend::SelectArgs {
-        status: q
-            .status
-            .map(|s| {
-                s.split(',')
-                    .filter(|p| !p.is_empty())
-                    .map(str::to_string)
-                    .collect()
-            })
-            .unwrap_or_default(),
-        kind: q.kind.filter(|k| !k.is_empty()),
-        since: q.since.filter(|s| !s.is_empty()),
-        until: q.until.filter(|s| !s.is_empty()),
+    let statuses: Vec<String> = q.status.into_iter().collect();
+    let text = SelectionText {
+        statuses: &statuses,
+        kind: q.kind.as_deref(),
+        since: q.since.as_deref(),
+        until: q.until.as_deref(),
     };
-    let selection = match select.selection(q.limit.unwrap_or(50).clamp(1, 500)) {
+    let limit = q.limit.unwrap_or(50).clamp(1, 500);
+    let selection = match Selection::parse(text, limit, zofhook_core::now_ms()) {
         Ok(selection) => selection,
         Err(e) => return error(StatusCode::BAD_REQUEST, "bad_selection", e.to_string()),
     };
     match api.ledger.list(&selection, q.cursor.as_deref()).await {
-        Ok(page) => Json(json!({
-            "events": page.records.into_iter().map(listed).collect::<Vec<_>>(),
-            "next": page.next,
-        }))
-        .into_response(),
+        Ok(page) => {
+            let page = page.listed();
+            Json(json!({"events": page.records, "next": page.next})).into_response()
+        }
         Err(zofhook_core::ledger::LedgerError::BadCursor(c)) => {
             error(StatusCode::BAD_REQUEST, "bad_cursor", c)
         }

@@ -33,7 +33,7 @@ impl RetryPolicy {
             .base
             .saturating_mul(1u32 << attempt.saturating_sub(1).min(16))
             .min(self.cap);
-        let millis = u64::try_from(ceiling.as_millis()).unwrap_or(u64::MAX);
+        let millis = crate::clock::millis(ceiling).unsigned_abs();
         Duration::from_millis(rand::rng().random_range(0..=millis))
     }
 }

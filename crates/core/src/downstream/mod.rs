@@ -1,4 +1,4 @@
-//! The worker's slow work (DESIGN.md section 5) behind one trait: reconcile the run with Zof's
+//! The worker's slow work (docs/design.md section 5) behind one trait: reconcile the run with Zof's
 //! API, then tell the configured sinks (the notify URL, an EventBridge bus). [`Sinks`] is what
 //! the worker Lambda and `zofhook serve` run; [`LogDownstream`] only logs (tests).
 //!
@@ -219,7 +219,7 @@ impl Downstream for LogDownstream {
     }
 }
 
-/// DESIGN.md's notification body.
+/// the notification body of docs/design.md section 5.
 pub fn notification(event: &Envelope, status: &str, run: &Value) -> Value {
     json!({
         "event_id": event.id,

@@ -1,5 +1,5 @@
-//! The notification: a POST to `NotifyUrl` with `Idempotency-Key: <event id>`, as DESIGN.md's
-//! JSON body or as a Slack-compatible `{"text": …}`.
+//! The notification: a POST to `NotifyUrl` with `Idempotency-Key: <event id>`, as the JSON body
+//! of docs/design.md section 5 or as a Slack-compatible `{"text": …}`.
 
 use super::http::{self, RetryPolicy};
 use super::DownstreamError;

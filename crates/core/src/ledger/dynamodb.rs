@@ -540,7 +540,7 @@ impl Ledger for DynamoLedger {
     /// records are then read from the table a batch at a time and filtered. Never a Scan.
     async fn list(&self, selection: &Selection, cursor: Option<&str>) -> Result<Page, LedgerError> {
         let after = cursor.map(parse_cursor).transpose()?;
-        let today = crate::rfc3339(crate::now_ms());
+        let today = crate::clock::rfc3339(crate::clock::now_ms());
         let newest_day = match (&after, &selection.until) {
             (Some((at, _)), _) => day_of(at),
             (None, Some(until)) => day_of(until),

@@ -2,8 +2,8 @@
 //! and a dead-letter state after `MaxReceiveCount` receives, like SQS with a redrive policy.
 
 use super::{Backoff, Inbox, Queue, QueueError, Received};
+use crate::clock::Clock;
 use crate::sqlite::Db;
-use crate::Clock;
 use async_trait::async_trait;
 use rusqlite::params;
 use std::sync::Arc;
@@ -33,7 +33,7 @@ impl SqliteQueue {
     ) -> SqliteQueue {
         SqliteQueue {
             db,
-            visibility_ms: i64::try_from(visibility.as_millis()).unwrap_or(i64::MAX),
+            visibility_ms: crate::clock::millis(visibility),
             max_receive_count,
             backoff,
             arrived: Arc::new(Notify::new()),
@@ -173,7 +173,7 @@ impl Inbox for SqliteQueue {
     async fn retry(&self, message: &Received) -> Result<(), QueueError> {
         let (seq, receipt) = parse_handle(&message.handle)?;
         let delay = self.backoff.delay(message.receive_count);
-        let delay_ms = i64::try_from(delay.as_millis()).unwrap_or(i64::MAX);
+        let delay_ms = crate::clock::millis(delay);
         let visible_at = (self.clock)().saturating_add(delay_ms);
         self.db
             .transaction(move |tx| {

@@ -129,8 +129,8 @@ fn seconds(d: Duration) -> i32 {
 }
 
 /// Sets a received message's visibility to the retry backoff after its `receive_count`-th
-/// receive: the worker Lambda and `serve --aws` share it.
-pub async fn back_off(
+/// receive (`SqsInbox::retry`, which the worker Lambda and `serve --aws` share).
+async fn back_off(
     client: &Client,
     queue_url: &str,
     receipt_handle: &str,

@@ -1,11 +1,11 @@
-//! Every row of DESIGN.md section 3's status table, on the in-memory ledger and queue.
+//! Every row of docs/design.md section 3's status table, on the in-memory ledger and queue.
 
 use super::*;
+use crate::clock::rfc3339;
 use crate::config::Config;
 use crate::ledger::memory::MemoryLedger;
 use crate::ledger::{Begin, Status};
 use crate::queue::memory::MemoryQueue;
-use crate::rfc3339;
 use crate::secrets::StaticSecrets;
 use crate::signature::{Scheme, Secret, Secrets};
 use async_trait::async_trait;
@@ -668,7 +668,7 @@ async fn on_the_embedded_store_a_duplicate_writes_nothing() {
     let dir = tempfile::tempdir().unwrap();
     let db = crate::sqlite::Db::open(dir.path()).unwrap();
     let config = Arc::new(Config::default());
-    let clock: crate::Clock = Arc::new(|| T0);
+    let clock: crate::clock::Clock = Arc::new(|| T0);
     let queue = Arc::new(crate::queue::sqlite::SqliteQueue::new(
         db.clone(),
         config.processing_lease,

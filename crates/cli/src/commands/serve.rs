@@ -2,14 +2,15 @@
 //! on the embedded store or, with `--aws`, on DynamoDB + SQS. SIGINT or SIGTERM: stop
 //! accepting, finish the requests and messages in hand, exit 0.
 
-use crate::backend::{lock_data_dir, secrets, Backend, Needs, SECRET_FILE, URL_FILE};
-use crate::console::Access;
-use crate::listener::Limits;
-use crate::Global;
+use crate::global::Global;
+use crate::listener::{shutdown_signal, HttpArgs};
+use crate::lock::lock_data_dir;
+use crate::secret::{secrets, SECRET_FILE};
+use crate::store::{Backend, Needs};
 use anyhow::{Context, Result};
 use axum::body::Body as HttpBody;
 use axum::extract::{DefaultBodyLimit, State};
-use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode};
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{any, get};
 use axum::Router;
@@ -25,6 +26,9 @@ use zofhook_core::queue::Inbox;
 use zofhook_core::receive::{Body, Delivery, Receiver, Reply, Verdict};
 use zofhook_core::secrets::StaticSecrets;
 
+/// The file in the data dir where `serve` writes the URL it listens on, for `send`.
+pub const URL_FILE: &str = "url";
+
 #[derive(Args, Debug)]
 pub struct ServeArgs {
     /// Address to listen on (port 0 picks a free one).
@@ -35,47 +39,6 @@ pub struct ServeArgs {
     pub workers: u16,
     #[command(flatten)]
     pub http: HttpArgs,
-}
-
-/// What the HTTP server lets a client do (serve and console).
-#[derive(Args, Debug, Clone)]
-pub struct HttpArgs {
-    /// The console's token: required on any address but loopback (without it the console is off).
-    #[arg(long, env = "ZOFHOOK_CONSOLE_TOKEN", hide_env_values = true)]
-    pub console_token: Option<String>,
-    /// Host names the console also answers to, besides loopback and the --listen address (a
-    /// reverse proxy's name); repeat the flag, or separate names with commas. Any other Host
-    /// gets 403 (DNS rebinding).
-    #[arg(
-        long = "allowed-host",
-        env = "ZOFHOOK_ALLOWED_HOST",
-        value_delimiter = ','
-    )]
-    pub allowed_hosts: Vec<String>,
-    /// Milliseconds a client has to send a request's headers and body; also how long an idle
-    /// keep-alive connection is kept.
-    #[arg(long, env = "ZOFHOOK_READ_TIMEOUT_MS", default_value_t = 10_000, value_parser = clap::value_parser!(u64).range(100..=120_000))]
-    pub read_timeout_ms: u64,
-    /// Connections open at once; more wait until one closes.
-    #[arg(long, env = "ZOFHOOK_MAX_CONNECTIONS", default_value_t = 1024, value_parser = clap::value_parser!(u64).range(1..=65_536))]
-    pub max_connections: u64,
-}
-
-impl HttpArgs {
-    /// The console's guard for a server listening on `addr`.
-    pub fn guard(&self, addr: std::net::SocketAddr) -> crate::console::Guard {
-        crate::console::Guard {
-            access: Access::for_listener(addr, self.console_token.as_deref()),
-            hosts: crate::console::Hosts::new(addr, &self.allowed_hosts),
-        }
-    }
-
-    pub fn limits(&self) -> Limits {
-        Limits {
-            read_timeout: Duration::from_millis(self.read_timeout_ms),
-            max_connections: usize::try_from(self.max_connections).unwrap_or(usize::MAX),
-        }
-    }
 }
 
 #[derive(Clone)]
@@ -248,47 +211,9 @@ async fn webhook(
         }
         Err(_) => Reply::new(Verdict::PayloadTooLarge),
     };
-    respond(&reply)
-}
-
-fn respond(reply: &Reply) -> Response {
-    let mut response = (
-        StatusCode::from_u16(reply.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
-        reply.body_bytes(),
-    )
-        .into_response();
-    for (name, value) in reply.headers() {
-        if let Ok(value) = HeaderValue::from_str(&value) {
-            response
-                .headers_mut()
-                .insert(HeaderName::from_static(name), value);
-        }
-    }
-    response
+    reply.into()
 }
 
 async fn healthz() -> Response {
     ([("content-type", "application/json")], r#"{"status":"ok"}"#).into_response()
-}
-
-pub async fn shutdown_signal() {
-    let interrupt = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
-    #[cfg(unix)]
-    let terminate = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut signal) => {
-                signal.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
-        }
-    };
-    #[cfg(not(unix))]
-    let terminate = std::future::pending::<()>();
-    tokio::select! {
-        _ = interrupt => {},
-        _ = terminate => {},
-    }
-    tracing::info!("shutdown signal received");
 }

@@ -1,8 +1,9 @@
 //! `send`, `sign` and `verify`: realistic signed Zof events, made with the same `Verifier` the
 //! receiver checks them with.
 
-use crate::backend::secrets;
-use crate::Global;
+use super::serve::URL_FILE;
+use crate::global::Global;
+use crate::secret::secrets;
 use anyhow::{Context, Result};
 use clap::Args;
 use http::{HeaderMap, HeaderName, HeaderValue};
@@ -148,7 +149,7 @@ pub async fn send(global: &Global, config: &Config, args: SendArgs) -> Result<i3
         .unwrap_or_else(|| random_id("msg"));
     let url = match args.url.clone() {
         Some(url) => url,
-        None => std::fs::read_to_string(global.data_dir.join(crate::backend::URL_FILE))
+        None => std::fs::read_to_string(global.data_dir.join(URL_FILE))
             .map(|u| u.trim().to_string())
             .unwrap_or_else(|_| "http://127.0.0.1:3000/webhook".to_string()),
     };
