@@ -17,7 +17,9 @@ mod store;
 
 use anyhow::Result;
 use clap::{FromArgMatches, Parser, Subcommand};
-use commands::{console as console_command, events, migrate, redrive, replay, send, serve};
+use commands::{
+    console as console_command, events, migrate, redrive, register, replay, send, serve,
+};
 use global::Global;
 
 #[derive(Parser, Debug)]
@@ -56,6 +58,9 @@ pub enum Command {
     /// Upgrade a deployed ledger to the time index by_time: give the records written before it
     /// their index key (once, between the upgrade's two deployments; README).
     Migrate,
+    /// Subscribe an endpoint through Zof's API (POST /v1/webhooks) and print the webhook id;
+    /// store a returned signing secret where the receiver reads it.
+    Register(register::RegisterArgs),
 }
 
 fn main() {
@@ -92,6 +97,7 @@ fn run(cli: Cli, matches: &clap::ArgMatches) -> Result<i32> {
             Command::Redrive => redrive::redrive(&cli.global, &config).await,
             Command::Console(args) => console_command::run(&cli.global, &config, args).await,
             Command::Migrate => migrate::migrate(&cli.global, &config).await,
+            Command::Register(args) => register::register(&cli.global, &config, args).await,
         }
     })
 }

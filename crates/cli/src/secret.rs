@@ -4,12 +4,16 @@
 use crate::global::Global;
 use anyhow::{bail, Context, Result};
 use base64::Engine;
+use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 use zofhook_core::config::Config;
 use zofhook_core::signature::Secrets;
 
 /// The file in the data dir that holds the generated secret.
 pub const SECRET_FILE: &str = "secret";
+/// Beside it, the secret it replaced (written by `register`, accepted during the rotation until
+/// removed; `--previous-secret` overrides it).
+pub const PREVIOUS_SECRET_FILE: &str = "previous-secret";
 
 /// A secret kept in the data dir, as `serve` announces it.
 pub struct KeptSecret {
@@ -46,10 +50,50 @@ pub fn secrets(
         }
         Err(e) => return Err(e).with_context(|| format!("cannot read {}", path.display())),
     };
-    let secrets = Secrets::parse(&text, global.previous_secret.as_deref())
+    let kept_previous = match global.previous_secret {
+        Some(_) => None,
+        None => read_if_there(&global.data_dir.join(PREVIOUS_SECRET_FILE))?,
+    };
+    let previous = global.previous_secret.clone().or(kept_previous);
+    let secrets = Secrets::parse(&text, previous.as_deref())
         .and_then(|s| s.check(reading).map(|()| s))
         .with_context(|| format!("the secret in {}", path.display()))?;
     Ok((secrets, Some(KeptSecret { text, created })))
+}
+
+fn read_if_there(path: &Path) -> Result<Option<String>> {
+    match std::fs::read_to_string(path) {
+        Ok(text) if text.trim().is_empty() => Ok(None),
+        Ok(text) => Ok(Some(text.trim().to_string())),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(e).with_context(|| format!("cannot read {}", path.display())),
+    }
+}
+
+/// Makes `secret` the data dir's secret and the one it replaces the previous secret. Each file is
+/// written whole beside its place and renamed over it (mode 0600), the previous one first, so an
+/// interruption leaves either the old pair or the new one, never half a file.
+pub fn rotate(dir: &Path, secret: &str) -> Result<()> {
+    std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    if let Some(old) = read_if_there(&dir.join(SECRET_FILE))? {
+        if old != secret {
+            replace(dir, PREVIOUS_SECRET_FILE, &old)?;
+        }
+    }
+    replace(dir, SECRET_FILE, secret)
+}
+
+fn replace(dir: &Path, name: &str, text: &str) -> Result<()> {
+    let mut file = tempfile::Builder::new()
+        .prefix(".secret-")
+        .permissions(std::fs::Permissions::from_mode(0o600))
+        .tempfile_in(dir)
+        .with_context(|| format!("cannot write in {}", dir.display()))?;
+    std::io::Write::write_all(&mut file, format!("{text}\n").as_bytes())?;
+    file.as_file().sync_all()?;
+    file.persist(dir.join(name))
+        .with_context(|| format!("cannot replace {}", dir.join(name).display()))?;
+    Ok(())
 }
 
 fn generate(dir: &Path) -> Result<String> {

@@ -5,6 +5,7 @@ pub mod console;
 pub mod events;
 pub mod migrate;
 pub mod redrive;
+pub mod register;
 pub mod replay;
 pub mod send;
 pub mod serve;
