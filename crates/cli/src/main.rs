@@ -18,7 +18,7 @@ mod store;
 use anyhow::Result;
 use clap::{FromArgMatches, Parser, Subcommand};
 use commands::{
-    console as console_command, events, migrate, redrive, register, replay, send, serve,
+    console as console_command, events, listen, migrate, redrive, register, replay, send, serve,
 };
 use global::Global;
 
@@ -61,6 +61,9 @@ pub enum Command {
     /// Subscribe an endpoint through Zof's API (POST /v1/webhooks) and print the webhook id;
     /// store a returned signing secret where the receiver reads it.
     Register(register::RegisterArgs),
+    /// Follow the ledger (with --aws, the deployed stack's) and forward each event accepted from
+    /// now on to a local handler, signed with the local secret; Ctrl-C stops.
+    Listen(listen::ListenArgs),
 }
 
 fn main() {
@@ -98,6 +101,7 @@ fn run(cli: Cli, matches: &clap::ArgMatches) -> Result<i32> {
             Command::Console(args) => console_command::run(&cli.global, &config, args).await,
             Command::Migrate => migrate::migrate(&cli.global, &config).await,
             Command::Register(args) => register::register(&cli.global, &config, args).await,
+            Command::Listen(args) => listen::listen(&cli.global, &config, args).await,
         }
     })
 }

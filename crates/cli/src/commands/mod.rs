@@ -3,6 +3,7 @@
 
 pub mod console;
 pub mod events;
+pub mod listen;
 pub mod migrate;
 pub mod redrive;
 pub mod register;

@@ -72,7 +72,7 @@ pub struct VerifyArgs {
 /// `created` of an event sent with --id and no --created.
 const FIXED_CREATED: &str = "2026-01-01T00:00:00Z";
 
-fn verifier(config: &Config) -> Verifier {
+pub(crate) fn verifier(config: &Config) -> Verifier {
     Verifier::new(
         config.scheme,
         config.signature_header.clone(),

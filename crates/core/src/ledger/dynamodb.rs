@@ -576,6 +576,68 @@ impl Ledger for DynamoLedger {
             .map_err(unavailable)?;
         out.item().map(from_item).transpose()
     }
+
+    /// The time index alone: each day from `since`'s to today, its shards queried in parallel
+    /// from `since` on (keys only, so a poll that finds nothing costs a query per shard).
+    async fn accepted_since(&self, since: &str) -> Result<Vec<(String, String)>, LedgerError> {
+        let today = day_of(&crate::clock::rfc3339(crate::clock::now_ms()));
+        let first = day_of(since);
+        let mut keys = Vec::new();
+        let mut day = today;
+        while day >= first {
+            let shards = futures_util::future::join_all(
+                (0..TIME_SHARDS).map(|k| self.shard_since(format!("{day}#{k}"), since)),
+            )
+            .await;
+            for shard in shards {
+                keys.extend(shard?);
+            }
+            day = days_before(&day, 1)?;
+        }
+        keys.sort();
+        Ok(keys)
+    }
+}
+
+impl DynamoLedger {
+    /// Every entry of one index shard at or after `since`, oldest first, as
+    /// (`received_at`, `id`).
+    async fn shard_since(
+        &self,
+        shard: String,
+        since: &str,
+    ) -> Result<Vec<(String, String)>, LedgerError> {
+        let mut keys = Vec::new();
+        let mut start: Option<Item> = None;
+        loop {
+            let page = self
+                .client
+                .query()
+                .table_name(&self.table)
+                .index_name(TIME_INDEX)
+                .key_condition_expression("time_shard = :shard AND time_key >= :since")
+                .expression_attribute_values(":shard", s(&shard))
+                .expression_attribute_values(":since", s(since))
+                .set_exclusive_start_key(start.take())
+                .send()
+                .await
+                .map_err(unavailable)?;
+            for item in page.items() {
+                let text = |k: &str| item.get(k).and_then(|v| v.as_s().ok()).cloned();
+                match (text(TIME_KEY), text("id")) {
+                    (Some(key), Some(id)) => {
+                        let at = key.split('#').next().unwrap_or_default().to_string();
+                        keys.push((at, id));
+                    }
+                    _ => return Err(LedgerError::Corrupt("index entry without its keys".into())),
+                }
+            }
+            match page.last_evaluated_key() {
+                Some(last) => start = Some(last.clone()),
+                None => return Ok(keys),
+            }
+        }
+    }
 }
 
 /// The part of a selection the index's sort key serves, and the page's cursor, as time keys.

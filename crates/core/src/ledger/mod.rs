@@ -382,6 +382,28 @@ pub trait Ledger: Send + Sync {
     async fn replay(&self, id: &str, now_ms: i64) -> Result<ReplayStart, LedgerError>;
     /// A page of the records `selection` admits, newest first, from `cursor` on.
     async fn list(&self, selection: &Selection, cursor: Option<&str>) -> Result<Page, LedgerError>;
+    /// The (`received_at`, `id`) of every record received at or after `since`, oldest first:
+    /// what `zofhook listen` follows. Only keys are read (on DynamoDB the time index alone);
+    /// this default pages through [`Ledger::list`].
+    async fn accepted_since(&self, since: &str) -> Result<Vec<(String, String)>, LedgerError> {
+        let selection = Selection {
+            since: Some(since.to_string()),
+            limit: 500,
+            ..Selection::default()
+        };
+        let mut keys = Vec::new();
+        let mut cursor: Option<String> = None;
+        loop {
+            let page = self.list(&selection, cursor.as_deref()).await?;
+            keys.extend(page.records.into_iter().map(|r| (r.received_at, r.id)));
+            match page.next {
+                Some(next) => cursor = Some(next),
+                None => break,
+            }
+        }
+        keys.reverse();
+        Ok(keys)
+    }
 }
 
 /// [`Ledger::replay`] for the stores that read and write a record in one atomic step.
