@@ -3,7 +3,8 @@
 
 use serde_json::json;
 use zofhook_core::event::body_sha256;
-use zofhook_core::ledger::{Begin, Claim, Ledger, Record, ReplayStart, Selection, Status};
+use zofhook_core::ledger::{Begin, Claim, Ledger, Noted, Record, ReplayStart, Selection, Status};
+use zofhook_core::rfc3339;
 
 const T: i64 = 1_780_000_000_000;
 
@@ -343,4 +344,47 @@ pub async fn exercise(ledger: &dyn Ledger, prefix: &str) {
         ..around
     };
     assert!(ledger.list(&later, None).await.unwrap().records.is_empty());
+
+    // What `zofhook listen` follows: the keys of the records received since a time, oldest
+    // first; and the replays noted since a time.
+    let now = zofhook_core::now_ms();
+    let fresh = format!("{prefix}_fresh");
+    let mut recent = record(&fresh, Status::Received, now + 30_000, "f1");
+    recent.received_at = rfc3339(now);
+    recent.expires_at = now / 1000 + 3600;
+    assert_eq!(ledger.begin(&recent, now).await.unwrap(), Begin::Started);
+    let keys = ledger.accepted_since(&rfc3339(now - 1000)).await.unwrap();
+    assert!(keys.contains(&(rfc3339(now), fresh.clone())), "{keys:?}");
+    assert!(keys.windows(2).all(|w| w[0] <= w[1]), "{keys:?}");
+    let after = ledger.accepted_since(&rfc3339(now + 1)).await.unwrap();
+    assert!(!after.iter().any(|(_, i)| *i == fresh), "{after:?}");
+    ledger.note_replay(&fresh, 1, now).await.unwrap();
+    ledger.note_replay(&fresh, 2, now + 5).await.unwrap();
+    let notes = ledger.replays_since(&rfc3339(now - 1000)).await.unwrap();
+    let mine: Vec<&Noted> = notes.iter().filter(|n| n.id == fresh).collect();
+    let note = |n: u32, at: i64| Noted {
+        at: rfc3339(at),
+        id: fresh.clone(),
+        n,
+    };
+    assert_eq!(mine, [&note(1, now), &note(2, now + 5)]);
+    let later_notes = ledger.replays_since(&rfc3339(now + 1)).await.unwrap();
+    let mine: Vec<&Noted> = later_notes.iter().filter(|n| n.id == fresh).collect();
+    assert_eq!(mine, [&note(2, now + 5)]);
+    // A note is not a record: listings and reads never meet one.
+    let everything = Selection {
+        since: Some(rfc3339(now - 1000)),
+        limit: 100,
+        ..Selection::default()
+    };
+    let listed = ledger.list(&everything, None).await.unwrap();
+    assert_eq!(
+        listed
+            .records
+            .iter()
+            .filter(|r| r.id.starts_with(prefix))
+            .map(|r| r.id.as_str())
+            .collect::<Vec<_>>(),
+        [fresh.as_str()]
+    );
 }

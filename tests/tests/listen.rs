@@ -15,7 +15,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::mpsc::{channel, Receiver};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
-use zofhook_core::ledger::Status;
+use zofhook_core::ledger::{Record, Status};
 use zofhook_core::signature::{Scheme, Secrets, Verifier};
 
 /// The local secret `listen` signs with: not the one `serve` (the "deployed" receiver) holds.
@@ -190,6 +190,17 @@ impl Deployed {
     }
 }
 
+/// Writes `record` into the table as the stack's functions would have left it.
+async fn put(dynamodb: &aws_sdk_dynamodb::Client, table: &str, record: &Record) {
+    dynamodb
+        .put_item()
+        .table_name(table)
+        .set_item(Some(zofhook_core::ledger::dynamodb::to_item(record)))
+        .send()
+        .await
+        .unwrap();
+}
+
 fn verifies_with_local_secret(headers: &HeaderMap, body: &[u8]) -> bool {
     Verifier::new(
         Scheme::HmacSha256,
@@ -337,19 +348,6 @@ async fn type_and_status_pick_the_events_and_a_status_is_waited_for() {
     let sdk = e2e::sdk().await;
     let (dynamodb, table) = e2e::create_table(&sdk).await;
     let env = e2e::aws_env();
-    let put = |record: zofhook_core::ledger::Record| {
-        let dynamodb = dynamodb.clone();
-        let table = table.clone();
-        async move {
-            dynamodb
-                .put_item()
-                .table_name(&table)
-                .set_item(Some(zofhook_core::ledger::dynamodb::to_item(&record)))
-                .send()
-                .await
-                .unwrap();
-        }
-    };
     let handler = Handler::default();
     let addr = free_addr();
     let _server = handler.start_on(addr).await;
@@ -369,18 +367,23 @@ async fn type_and_status_pick_the_events_and_a_status_is_waited_for() {
         r
     };
     // Processed: neither; still received (its delivery in flight): not yet accepted.
-    put(record("evt_pick_done", "run.completed", Status::Processed)).await;
+    put(
+        &dynamodb,
+        &table,
+        &record("evt_pick_done", "run.completed", Status::Processed),
+    )
+    .await;
     let mut retried = record("evt_pick_retried", "run.completed", Status::Processing);
-    put(retried.clone()).await;
+    put(&dynamodb, &table, &retried).await;
     let started = record("evt_pick_started", "run.started", Status::Received);
-    put(started.clone()).await;
+    put(&dynamodb, &table, &started).await;
     // The worker gives up on one; the other's delivery finishes. Neither was forwarded before:
     // a processing record is not failed, and a received one is not accepted yet.
     retried.status = Status::Failed;
-    put(retried).await;
+    put(&dynamodb, &table, &retried).await;
     let mut started = started;
     started.status = Status::Enqueued;
-    put(started).await;
+    put(&dynamodb, &table, &started).await;
     failed_only.wait_line(|l| l.starts_with("evt_pick_retried run.completed → 200 in "));
     other_type.wait_line(|l| l.starts_with("evt_pick_started run.started → 200 in "));
     handler.wait_for(2).await;
@@ -399,4 +402,66 @@ async fn type_and_status_pick_the_events_and_a_status_is_waited_for() {
         "{other_out:#?}"
     );
     assert_eq!(handler.bodies().len(), 2);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn replayed_forwards_a_replay_of_an_event_from_before_the_start() {
+    let sdk = e2e::sdk().await;
+    let (dynamodb, table) = e2e::create_table(&sdk).await;
+    let (_, queue_url) = e2e::create_queue(&sdk).await;
+    let env = e2e::aws_env();
+    // Processed an hour ago, long before either listen started.
+    let body = String::from_utf8(event("evt_old", "org_a", "run_old")).unwrap();
+    let mut old = e2e::failed_record("evt_old", &body, "run_old", "-");
+    old.status = Status::Processed;
+    old.error = None;
+    old.received_at = zofhook_core::rfc3339(zofhook_core::now_ms() - 3_600_000);
+    put(&dynamodb, &table, &old).await;
+    let handler = Handler::default();
+    let addr = free_addr();
+    let _server = handler.start_on(addr).await;
+    let url = format!("http://{addr}/hook");
+    let mut with = Listen::start(&table, &["--forward-to", &url, "--replayed"], &env);
+    let mut without = Listen::start(&table, &["--forward-to", &url], &env);
+    let operator = [
+        "--aws",
+        "--table-name",
+        &table,
+        "--queue-url",
+        &queue_url,
+        "replay",
+        "evt_old",
+    ];
+    let (code, out, err) = e2e::zofhook(&operator, &env);
+    assert_eq!((code, out.trim()), (0, "replayed 1 event(s)"), "{err}");
+    with.wait_line(|l| l.starts_with("evt_old run.completed (replay 1) → 200 in "));
+    // A new event after the replay: the listener without --replayed forwards it and nothing
+    // before it.
+    let mut fresh = e2e::ledger_record(
+        "evt_new",
+        &zofhook_core::rfc3339(zofhook_core::now_ms()),
+        Status::Enqueued,
+    );
+    fresh.body = Some(String::from_utf8(event("evt_new", "org_a", "run_new")).unwrap());
+    put(&dynamodb, &table, &fresh).await;
+    without.wait_line(|l| l.starts_with("evt_new run.completed → 200 in "));
+    with.wait_line(|l| l.starts_with("evt_new run.completed → 200 in "));
+    let (_, without_out) = without.interrupt();
+    let (_, with_out) = with.interrupt();
+    assert!(
+        !without_out.iter().any(|l| l.contains("evt_old")),
+        "{without_out:#?}"
+    );
+    assert_eq!(
+        with_out.last().map(String::as_str),
+        Some("Stopped: 2 event(s) forwarded")
+    );
+    // The replay went out with the archived body, signed with the local secret.
+    let got = handler.got.lock().unwrap().clone();
+    let replays: Vec<&(HeaderMap, Bytes)> = got
+        .iter()
+        .filter(|(_, b)| b.as_ref() == body.as_bytes())
+        .collect();
+    assert_eq!(replays.len(), 1);
+    assert!(verifies_with_local_secret(&replays[0].0, &replays[0].1));
 }

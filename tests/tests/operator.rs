@@ -1,7 +1,7 @@
 //! The stack's `OperatorPolicy` (output `OperatorPolicyArn`) holds exactly what `zofhook --aws`
-//! needs for `events`, `replay` and `redrive` (the console makes the same calls): an IAM user with
-//! only that policy runs every one of them against an emulator that enforces IAM; and with any one
-//! of its actions taken out, a command that needs it is refused.
+//! needs for `events`, `replay`, `redrive` and `listen` (the console makes the same calls): an
+//! IAM user with only that policy runs every one of them against an emulator that enforces IAM;
+//! and with any one of its actions taken out, a command that needs it is refused.
 //!
 //! The emulator here is a moto server of this test's own, with IAM enforcement switched on
 //! (`/moto-api/reset-auth`) once the users exist, so the other tests' emulator is not affected.
@@ -52,15 +52,16 @@ fn policy(queue_arn: &str, dlq_arn: &str, drop: Option<&str>) -> Value {
     json!({"Version": "2012-10-17", "Statement": statements})
 }
 
-/// `zofhook --aws <args>` as `keys` on the emulator: (exit code, stdout + stderr).
-fn zofhook_as(
+/// `zofhook --aws <args>` as `keys` on the emulator, not started.
+fn command_as(
     emulator: &Emulator,
     keys: &Value,
     names: &(String, String, String),
     args: &[&str],
-) -> (i32, String) {
+) -> Command {
     let (table, queue, dlq) = names;
-    let out = Command::new(e2e::binary("zofhook"))
+    let mut command = Command::new(e2e::binary("zofhook"));
+    command
         .args([
             "--aws",
             "--table-name",
@@ -77,9 +78,18 @@ fn zofhook_as(
         .env("AWS_SECRET_ACCESS_KEY", keys["secret"].as_str().unwrap())
         .env("AWS_EC2_METADATA_DISABLED", "true")
         .env_remove("AWS_PROFILE")
-        .stdin(Stdio::null())
-        .output()
-        .unwrap();
+        .stdin(Stdio::null());
+    command
+}
+
+/// `zofhook --aws <args>` as `keys` on the emulator: (exit code, stdout + stderr).
+fn zofhook_as(
+    emulator: &Emulator,
+    keys: &Value,
+    names: &(String, String, String),
+    args: &[&str],
+) -> (i32, String) {
+    let out = command_as(emulator, keys, names, args).output().unwrap();
     (
         out.status.code().unwrap_or(-1),
         format!(
@@ -104,7 +114,7 @@ const COMMANDS: &[(&str, &[&str])] = &[
     ("redrive", &["redrive"]),
 ];
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_operator_policy_holds_exactly_what_the_aws_commands_need() {
     let emulator = Emulator::start(&[]);
     // Before enforcement: the table, the queues, a failed event with its body, dead letters,
@@ -207,6 +217,45 @@ async fn the_operator_policy_holds_exactly_what_the_aws_commands_need() {
             assert!(out.contains("moved 20 "), "{out}");
         }
     }
+    // `listen --replayed` reads the time index (records and replay notes) and the records: with
+    // the policy alone it starts, and it forwards the replay made above.
+    let handler = e2e::fake::Fake::default();
+    handler.script("/hook", vec![], e2e::fake::answer(200, json!({})));
+    let hook = format!("{}/hook", handler.start().await);
+    let local = "whsec_b3BlcmF0b3ItbG9jYWwtc2VjcmV0";
+    let listen_args = [
+        "--secret",
+        local,
+        "listen",
+        "--replayed",
+        "--forward-to",
+        &hook,
+    ];
+    let mut listen = command_as(&emulator, operator, &names, &listen_args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let (code, out) = zofhook_as(&emulator, operator, &names, &["replay", "evt_operator_0"]);
+    assert_eq!(code, 0, "replay with the OperatorPolicy: {out}");
+    let started = std::time::Instant::now();
+    while handler.seen("/hook").is_empty() {
+        if let Some(status) = listen.try_wait().unwrap() {
+            let out = listen.wait_with_output().unwrap();
+            panic!(
+                "listen with the OperatorPolicy exited ({status}): {}{}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(90),
+            "listen --replayed did not forward the replay"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+    let _ = listen.kill();
+    let _ = listen.wait();
     // Dead letters again, for the redrives below.
     python(
         &emulator,

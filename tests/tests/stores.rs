@@ -32,7 +32,7 @@ async fn sqlite_ledger_follows_the_rules_and_keeps_them_across_reopen() {
     let listed = zofhook_core::ledger::Ledger::list(&reopened, &everything, None)
         .await
         .unwrap();
-    assert_eq!(listed.records.len(), 7);
+    assert_eq!(listed.records.len(), 8);
 }
 
 #[tokio::test]

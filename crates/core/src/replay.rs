@@ -15,6 +15,8 @@ pub struct Summary {
     pub not_found: Vec<String>,
     /// Moved back to `enqueued` but the queue refused the body: replay them again.
     pub failed: Vec<(String, String)>,
+    /// Replayed, but the note that `zofhook listen --replayed` follows was not written.
+    pub unnoted: Vec<(String, String)>,
 }
 
 impl Summary {
@@ -52,6 +54,18 @@ impl Summary {
                 why.join(", ")
             ));
         }
+        if !self.unnoted.is_empty() {
+            let why: Vec<String> = self
+                .unnoted
+                .iter()
+                .map(|(id, why)| format!("{id} ({why})"))
+                .collect();
+            lines.push(format!(
+                "replayed but not noted for `zofhook listen --replayed` {}: {}",
+                self.unnoted.len(),
+                why.join(", ")
+            ));
+        }
         lines
     }
 }
@@ -69,7 +83,12 @@ pub async fn replay(
             ReplayStart::Started(record) => {
                 let body = record.body.as_deref().unwrap_or_default();
                 match queue.send(id, body.as_bytes()).await {
-                    Ok(()) => summary.replayed.push(id.clone()),
+                    Ok(()) => {
+                        summary.replayed.push(id.clone());
+                        if let Err(e) = ledger.note_replay(id, record.replays, now_ms).await {
+                            summary.unnoted.push((id.clone(), e.to_string()));
+                        }
+                    }
                     Err(e) => summary.failed.push((id.clone(), e.to_string())),
                 }
             }

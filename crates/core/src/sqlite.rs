@@ -54,6 +54,13 @@ CREATE TABLE IF NOT EXISTS messages (
     dead          INTEGER NOT NULL DEFAULT 0
 );
 CREATE INDEX IF NOT EXISTS messages_ready ON messages (dead, visible_at, seq);
+CREATE TABLE IF NOT EXISTS replays (
+    id          TEXT NOT NULL,
+    n           INTEGER NOT NULL,
+    replayed_at TEXT NOT NULL,
+    PRIMARY KEY (id, n)
+);
+CREATE INDEX IF NOT EXISTS replays_at ON replays (replayed_at);
 ";
 
 /// Brings a store made by an earlier version up to the current schema.

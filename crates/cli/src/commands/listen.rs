@@ -5,8 +5,10 @@
 //!
 //! Each poll reads the index entries received in the last [`LOOKBACK_MS`] (a record may reach
 //! the index a little after its `received_at`), remembers the ids it has taken, and reads each
-//! new record once it is accepted (past `received`). A handler that does not answer is reported
-//! per event and again when it answers once more, with the ids it missed; the polling goes on.
+//! new record once it is accepted (past `received`). With `--replayed` it reads the replays'
+//! notes too (`zofhook replay` writes one per replay, in the same index). A handler that does
+//! not answer is reported per event and again when it answers once more, with the ids it
+//! missed; the polling goes on.
 
 use super::send::verifier;
 use crate::global::Global;
@@ -48,6 +50,10 @@ pub struct ListenArgs {
     /// reaches one of them (`--status failed`: when the worker gives up on it).
     #[arg(long, value_delimiter = ',')]
     pub status: Vec<String>,
+    /// Also forward replays (`zofhook replay`, the console's Replay) made from now on, of any
+    /// event, old ones included.
+    #[arg(long)]
+    pub replayed: bool,
     /// How often to read the ledger: 100ms to 60s.
     #[arg(long, default_value = "1s", value_parser = parse_interval)]
     pub interval: Duration,
@@ -84,12 +90,14 @@ struct Follower {
     secrets: Secrets,
     kind: Option<String>,
     statuses: Vec<Status>,
+    replayed: bool,
     /// Where the window starts: the start, then the lookback.
     start: String,
-    /// The ids taken from the index, with their `received_at`, while inside the window.
-    seen: HashMap<String, String>,
-    /// Taken, not yet forwarded or dropped, by (`received_at`, `id`).
-    pending: BTreeMap<(String, String), ()>,
+    /// What was taken from the index while inside the window, (`id`, replay number; 0 for the
+    /// acceptance) with its time.
+    seen: HashMap<(String, u32), String>,
+    /// Taken, not yet forwarded or dropped, by (time, `id`, replay number).
+    pending: BTreeMap<(String, String, u32), ()>,
     /// Events the handler did not answer since it last answered.
     missed: Vec<String>,
     missed_total: usize,
@@ -107,23 +115,32 @@ impl Follower {
             Ok(keys) => keys,
             Err(e) => return self.ledger_failed(e.to_string()),
         };
-        for (at, id) in keys {
-            if at >= self.start && !self.seen.contains_key(&id) {
-                self.seen.insert(id.clone(), at.clone());
-                self.pending.insert((at, id), ());
+        let mut taken: Vec<(String, String, u32)> =
+            keys.into_iter().map(|(at, id)| (at, id, 0)).collect();
+        if self.replayed {
+            match self.ledger.replays_since(&since).await {
+                Ok(notes) => taken.extend(notes.into_iter().map(|n| (n.at, n.id, n.n))),
+                Err(e) => return self.ledger_failed(e.to_string()),
+            }
+        }
+        for (at, id, n) in taken {
+            let key = (id, n);
+            if at >= self.start && !self.seen.contains_key(&key) {
+                self.seen.insert(key.clone(), at.clone());
+                self.pending.insert((at, key.0, key.1), ());
             }
         }
         // Entries older than the window are never read again.
         self.seen.retain(|_, at| *at >= since);
         while self.pending.len() > PENDING_MAX {
-            if let Some(((_, id), ())) = self.pending.pop_first() {
+            if let Some(((_, id, _), ())) = self.pending.pop_first() {
                 println!("{id} not forwarded: more than {PENDING_MAX} events wait for a status");
             }
         }
         let oldest = zofhook_core::rfc3339(now - PENDING_MS);
-        let waiting: Vec<(String, String)> = self.pending.keys().cloned().collect();
+        let waiting: Vec<(String, String, u32)> = self.pending.keys().cloned().collect();
         for key in waiting {
-            let (at, id) = &key;
+            let (at, id, n) = &key;
             let record = match self.ledger.get(id).await {
                 Ok(record) => record,
                 Err(e) => return self.ledger_failed(e.to_string()),
@@ -132,7 +149,7 @@ impl Follower {
             match self.decide(record, at < &oldest) {
                 Decision::Wait => continue,
                 Decision::Drop => {}
-                Decision::Forward(record) => self.forward(&record).await,
+                Decision::Forward(record) => self.forward(&record, *n).await,
             }
             self.pending.remove(&key);
         }
@@ -163,8 +180,11 @@ impl Follower {
         }
     }
 
-    async fn forward(&mut self, record: &Record) {
-        let label = format!("{} {}", record.id, record.kind);
+    async fn forward(&mut self, record: &Record, replay: u32) {
+        let label = match replay {
+            0 => format!("{} {}", record.id, record.kind),
+            n => format!("{} {} (replay {n})", record.id, record.kind),
+        };
         let Some(body) = &record.body else {
             println!("{label} → not forwarded: the ledger holds no body for it");
             return;
@@ -269,6 +289,7 @@ pub async fn listen(global: &Global, config: &Config, args: ListenArgs) -> Resul
         secrets,
         kind: args.kind.clone(),
         statuses,
+        replayed: args.replayed,
         start: start.clone(),
         seen: HashMap::new(),
         pending: BTreeMap::new(),

@@ -76,7 +76,7 @@ pub async fn replay(global: &Global, config: &Config, args: ReplayArgs) -> Resul
         println!("{line}");
     }
     Ok(
-        if summary.failed.is_empty() && summary.not_found.is_empty() {
+        if summary.failed.is_empty() && summary.not_found.is_empty() && summary.unnoted.is_empty() {
             0
         } else {
             1

@@ -102,6 +102,7 @@ pub async fn replay(State(api): State<Arc<ConsoleApi>>, Path(id): Path<String>) 
                     "skipped": pairs(&summary.skipped),
                     "not_found": summary.not_found,
                     "failed": pairs(&summary.failed),
+                    "unnoted": pairs(&summary.unnoted),
                 })),
             )
                 .into_response()

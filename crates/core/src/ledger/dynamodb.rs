@@ -3,8 +3,8 @@
 //! `ReturnValuesOnConditionCheckFailure = ALL_OLD`, so a duplicate costs one round trip.
 
 use super::{
-    claim_step, cursor_after, parse_cursor, Begin, Claim, ClaimStep, Ledger, LedgerError, Page,
-    Record, ReplayStart, Selection, Status,
+    claim_step, cursor_after, parse_cursor, Begin, Claim, ClaimStep, Ledger, LedgerError, Noted,
+    Page, Record, ReplayStart, Selection, Status,
 };
 use async_trait::async_trait;
 use aws_sdk_dynamodb::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
@@ -63,6 +63,16 @@ pub fn time_shard(id: &str, received_at: &str) -> String {
     let digest = sha2::Sha256::digest(id.as_bytes());
     let head = u32::from_be_bytes([digest[0], digest[1], digest[2], digest[3]]);
     format!("{}#{}", day_of(received_at), head % TIME_SHARDS)
+}
+
+/// The partition key prefix of a replay's note: `#` is never in an event id, so a note is never
+/// mistaken for a record, and the template's policies can name notes alone.
+pub const NOTE_PREFIX: &str = "#replay#";
+
+/// The time index partition of a day's replay notes: outside the day's [`TIME_SHARDS`], so
+/// listings never read a note.
+fn notes_shard(day: &str) -> String {
+    format!("{day}#replays")
 }
 
 /// The attributes a listing reads from the table: all but the archived body.
@@ -175,6 +185,18 @@ fn days_before(day: &str, days: i64) -> Result<String, LedgerError> {
     earlier
         .format(&format)
         .map_err(|e| LedgerError::Corrupt(e.to_string()))
+}
+
+/// The days from `since`'s to today, newest first.
+fn days_since(since: &str) -> Result<Vec<String>, LedgerError> {
+    let first = day_of(since);
+    let mut day = day_of(&crate::clock::rfc3339(crate::clock::now_ms()));
+    let mut days = Vec::new();
+    while day >= first {
+        days.push(day.clone());
+        day = days_before(&day, 1)?;
+    }
+    Ok(days)
 }
 
 fn s(v: &str) -> AttributeValue {
@@ -577,14 +599,55 @@ impl Ledger for DynamoLedger {
         out.item().map(from_item).transpose()
     }
 
+    /// One item per replay, `#replay#{id}#{n}`, in its day's notes partition of the time index
+    /// (an `UpdateItem` that creates it, the write the operator policy already grants), gone
+    /// with the TTL a day later.
+    async fn note_replay(&self, id: &str, number: u32, now_ms: i64) -> Result<(), LedgerError> {
+        let at = crate::clock::rfc3339(now_ms);
+        self.client
+            .update_item()
+            .table_name(&self.table)
+            .key("id", s(&format!("{NOTE_PREFIX}{id}#{number}")))
+            .update_expression(
+                "SET time_shard = :shard, time_key = :key, event_id = :id, n = :n, \
+                 expires_at = :expires",
+            )
+            .expression_attribute_values(":shard", s(&notes_shard(&day_of(&at))))
+            .expression_attribute_values(":key", s(&format!("{at}#{id}#{number}")))
+            .expression_attribute_values(":id", s(id))
+            .expression_attribute_values(":n", n(i64::from(number)))
+            .expression_attribute_values(":expires", n(now_ms / 1000 + super::NOTE_SECONDS))
+            .send()
+            .await
+            .map_err(unavailable)?;
+        Ok(())
+    }
+
+    async fn replays_since(&self, since: &str) -> Result<Vec<Noted>, LedgerError> {
+        let mut notes = Vec::new();
+        for day in days_since(since)? {
+            for (at, key) in self.shard_since(notes_shard(&day), since).await? {
+                let parsed = key
+                    .strip_prefix(NOTE_PREFIX)
+                    .and_then(|rest| rest.rsplit_once('#'))
+                    .and_then(|(id, n)| Some((id.to_string(), n.parse::<u32>().ok()?)));
+                let Some((id, n)) = parsed else {
+                    return Err(LedgerError::Corrupt(format!(
+                        "{key:?} is not a replay's note"
+                    )));
+                };
+                notes.push(Noted { at, id, n });
+            }
+        }
+        notes.sort();
+        Ok(notes)
+    }
+
     /// The time index alone: each day from `since`'s to today, its shards queried in parallel
     /// from `since` on (keys only, so a poll that finds nothing costs a query per shard).
     async fn accepted_since(&self, since: &str) -> Result<Vec<(String, String)>, LedgerError> {
-        let today = day_of(&crate::clock::rfc3339(crate::clock::now_ms()));
-        let first = day_of(since);
         let mut keys = Vec::new();
-        let mut day = today;
-        while day >= first {
+        for day in days_since(since)? {
             let shards = futures_util::future::join_all(
                 (0..TIME_SHARDS).map(|k| self.shard_since(format!("{day}#{k}"), since)),
             )
@@ -592,7 +655,6 @@ impl Ledger for DynamoLedger {
             for shard in shards {
                 keys.extend(shard?);
             }
-            day = days_before(&day, 1)?;
         }
         keys.sort();
         Ok(keys)

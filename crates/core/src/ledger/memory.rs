@@ -1,8 +1,8 @@
 //! An in-memory ledger for unit tests and benchmarks: the rules of `ledger` under one mutex.
 
 use super::{
-    cursor_after, parse_cursor, step, Begin, Claim, Ledger, LedgerError, Page, Record, ReplayStart,
-    Selection,
+    cursor_after, parse_cursor, step, Begin, Claim, Ledger, LedgerError, Noted, Page, Record,
+    ReplayStart, Selection,
 };
 use async_trait::async_trait;
 use serde_json::Value;
@@ -13,6 +13,7 @@ use std::sync::Mutex;
 #[derive(Debug, Default)]
 pub struct MemoryLedger {
     records: Mutex<HashMap<String, Record>>,
+    notes: Mutex<Vec<Noted>>,
     /// When set, every call fails as an unavailable store would.
     pub down: AtomicBool,
 }
@@ -106,6 +107,35 @@ impl Ledger for MemoryLedger {
 
     async fn replay(&self, id: &str, now_ms: i64) -> Result<ReplayStart, LedgerError> {
         self.step(id, |slot| step::replay(slot, now_ms))
+    }
+
+    async fn note_replay(&self, id: &str, n: u32, now_ms: i64) -> Result<(), LedgerError> {
+        drop(self.lock()?);
+        let mut notes = self
+            .notes
+            .lock()
+            .map_err(|_| LedgerError::Unavailable("memory ledger lock poisoned".into()))?;
+        notes.push(Noted {
+            at: crate::clock::rfc3339(now_ms),
+            id: id.to_string(),
+            n,
+        });
+        Ok(())
+    }
+
+    async fn replays_since(&self, since: &str) -> Result<Vec<Noted>, LedgerError> {
+        drop(self.lock()?);
+        let notes = self
+            .notes
+            .lock()
+            .map_err(|_| LedgerError::Unavailable("memory ledger lock poisoned".into()))?;
+        let mut found: Vec<Noted> = notes
+            .iter()
+            .filter(|n| n.at.as_str() >= since)
+            .cloned()
+            .collect();
+        found.sort();
+        Ok(found)
     }
 
     async fn list(&self, selection: &Selection, cursor: Option<&str>) -> Result<Page, LedgerError> {

@@ -382,6 +382,11 @@ pub trait Ledger: Send + Sync {
     async fn replay(&self, id: &str, now_ms: i64) -> Result<ReplayStart, LedgerError>;
     /// A page of the records `selection` admits, newest first, from `cursor` on.
     async fn list(&self, selection: &Selection, cursor: Option<&str>) -> Result<Page, LedgerError>;
+    /// Notes that `id` was replayed (its `n`th replay) at `now_ms`, for `zofhook listen
+    /// --replayed` (a replay keeps the record's place in time). Kept a day.
+    async fn note_replay(&self, id: &str, n: u32, now_ms: i64) -> Result<(), LedgerError>;
+    /// The replays noted at or after `since`, oldest first.
+    async fn replays_since(&self, since: &str) -> Result<Vec<Noted>, LedgerError>;
     /// The (`received_at`, `id`) of every record received at or after `since`, oldest first:
     /// what `zofhook listen` follows. Only keys are read (on DynamoDB the time index alone);
     /// this default pages through [`Ledger::list`].
@@ -405,6 +410,19 @@ pub trait Ledger: Send + Sync {
         Ok(keys)
     }
 }
+
+/// One replay as [`Ledger::note_replay`] noted it.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Noted {
+    /// RFC 3339, UTC.
+    pub at: String,
+    pub id: String,
+    /// Its number: the record's `replays` after it.
+    pub n: u32,
+}
+
+/// How long a replay's note is kept (seconds).
+pub const NOTE_SECONDS: i64 = 86_400;
 
 /// [`Ledger::replay`] for the stores that read and write a record in one atomic step.
 pub fn replay_in_place(existing: Option<&mut Record>, now_ms: i64) -> ReplayStart {

@@ -2,8 +2,8 @@
 //! transaction each, so they are as atomic as DynamoDB's conditional writes.
 
 use super::{
-    cursor_after, may_begin, parse_cursor, step, Begin, Claim, Ledger, LedgerError, Page, Record,
-    ReplayStart, Selection,
+    cursor_after, may_begin, parse_cursor, step, Begin, Claim, Ledger, LedgerError, Noted, Page,
+    Record, ReplayStart, Selection,
 };
 use crate::sqlite::Db;
 use async_trait::async_trait;
@@ -206,6 +206,43 @@ impl Ledger for SqliteLedger {
 
     async fn replay(&self, id: &str, now_ms: i64) -> Result<ReplayStart, LedgerError> {
         self.step(id, move |slot| step::replay(slot, now_ms)).await
+    }
+
+    async fn note_replay(&self, id: &str, n: u32, now_ms: i64) -> Result<(), LedgerError> {
+        let (id, at) = (id.to_string(), crate::clock::rfc3339(now_ms));
+        let expired = crate::clock::rfc3339(now_ms - super::NOTE_SECONDS * 1000);
+        self.db
+            .transaction(move |tx| {
+                tx.prepare_cached("DELETE FROM replays WHERE replayed_at < ?1")?
+                    .execute([&expired])?;
+                tx.prepare_cached(
+                    "INSERT OR REPLACE INTO replays (id, n, replayed_at) VALUES (?1, ?2, ?3)",
+                )?
+                .execute(params![id, n, at])?;
+                Ok(())
+            })
+            .await
+            .map_err(LedgerError::Unavailable)
+    }
+
+    async fn replays_since(&self, since: &str) -> Result<Vec<Noted>, LedgerError> {
+        let since = since.to_string();
+        self.db
+            .read(move |tx| {
+                let mut stmt = tx.prepare_cached(
+                    "SELECT replayed_at, id, n FROM replays WHERE replayed_at >= ?1 \
+                     ORDER BY replayed_at, id, n",
+                )?;
+                let rows = stmt.query_map([since], |row| {
+                    Ok(Noted {
+                        at: row.get(0)?,
+                        id: row.get(1)?,
+                        n: row.get(2)?,
+                    })
+                })?;
+                rows.collect::<rusqlite::Result<Vec<Noted>>>()
+            })
+            .map_err(LedgerError::Unavailable)
     }
 
     async fn list(&self, selection: &Selection, cursor: Option<&str>) -> Result<Page, LedgerError> {

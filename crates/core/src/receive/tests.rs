@@ -534,6 +534,12 @@ impl Ledger for HungLedger {
     ) -> Result<crate::ledger::Page, LedgerError> {
         std::future::pending().await
     }
+    async fn note_replay(&self, _: &str, _: u32, _: i64) -> Result<(), LedgerError> {
+        std::future::pending().await
+    }
+    async fn replays_since(&self, _: &str) -> Result<Vec<crate::ledger::Noted>, LedgerError> {
+        std::future::pending().await
+    }
 }
 
 #[tokio::test(start_paused = true)]
