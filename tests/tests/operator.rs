@@ -236,6 +236,14 @@ async fn the_operator_policy_holds_exactly_what_the_aws_commands_need() {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
+    // The replay comes after the ready line: listen forwards what happens after its start.
+    let mut stdout = std::io::BufReader::new(listen.stdout.take().unwrap());
+    let mut ready = String::new();
+    std::io::BufRead::read_line(&mut stdout, &mut ready).unwrap();
+    assert!(
+        ready.starts_with("Forwarding events accepted from"),
+        "{ready:?}"
+    );
     let (code, out) = zofhook_as(&emulator, operator, &names, &["replay", "evt_operator_0"]);
     assert_eq!(code, 0, "replay with the OperatorPolicy: {out}");
     let started = std::time::Instant::now();
