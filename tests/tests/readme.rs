@@ -299,8 +299,129 @@ fn every_readme_command_is_run_here_or_says_why_not() {
 fn the_readme_blocks_run_and_print_what_they_say() {
     let readme = documents();
     for block in sh_blocks(&readme) {
-        run_block(&block, &[]);
+        // A block with `<Placeholder>`s is the deployed stack's: run against the emulator below.
+        if !block.iter().any(|s| s.command.contains('<')) {
+            run_block(&block, &[]);
+        }
     }
+}
+
+/// The README's block for the deployed stack from a laptop: `listen` and `register`, against the
+/// emulator (a `serve --aws` stands in for the stack) and a fake Zof API, with the placeholders
+/// replaced. `listen` runs in the background; for each event line the README shows, an event is
+/// sent to the stack and the line `listen` prints for it is checked.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_readme_listen_and_register_block_runs_against_the_emulator() {
+    use serde_json::json;
+    let readme = documents();
+    let blocks: Vec<Vec<Step>> = sh_blocks(&readme)
+        .into_iter()
+        .filter(|b| b.iter().any(|s| s.command.contains('<')))
+        .collect();
+    assert_eq!(blocks.len(), 1, "{blocks:#?}");
+    let sdk = e2e::sdk().await;
+    let (_, table) = e2e::create_table(&sdk).await;
+    let (_, queue_url) = e2e::create_queue(&sdk).await;
+    let secret = "whsec_cmVhZG1lLXN0YWNrLXNlY3JldA==";
+    let arn = aws_sdk_secretsmanager::Client::new(&sdk)
+        .create_secret()
+        .name(e2e::unique("readme-register"))
+        .secret_string(json!({"current": secret, "previous": ""}).to_string())
+        .send()
+        .await
+        .unwrap()
+        .arn()
+        .unwrap()
+        .to_string();
+    let env = e2e::aws_env();
+    let dir = e2e::data_dir();
+    let d = dir.to_str().unwrap();
+    let aws = ["--aws", "--table-name", &table, "--queue-url", &queue_url];
+    let global = [&["--data-dir", d, "--secret", secret][..], &aws[..]].concat();
+    let stack = e2e::Serve::start(&global, &[], &env);
+    let zof = e2e::fake::Fake::default();
+    let new_secret = "whsec_cmVhZG1lLW5ldy1zZWNyZXQtZnJvbS16b2Y=";
+    zof.script(
+        "/v1/webhooks",
+        vec![],
+        e2e::fake::answer(201, json!({"id": "wh_readme", "secret": new_secret})),
+    );
+    let zof_api = zof.start().await;
+    // The handler the README forwards to.
+    let handler = e2e::fake::Fake::default();
+    handler.script("/hook", vec![], e2e::fake::answer(200, json!({})));
+    let hook = format!("{}/hook", handler.start().await);
+    let here = tempfile::tempdir().unwrap();
+    let mut ran = 0;
+    for step in &blocks[0] {
+        let command = step
+            .command
+            .replace("<LedgerTableName>", &table)
+            .replace("<ZofApiBaseUrl>", &zof_api)
+            .replace("<ZofApiToken>", "tok_readme")
+            .replace("<WebhookUrl>", &stack.url)
+            .replace("<WebhookSecretArn>", &arn)
+            .replace("http://127.0.0.1:4000/hook", &hook);
+        assert!(!command.contains('<'), "an unknown placeholder: {command}");
+        // `listen` signs with a local secret of its own.
+        let mut env = env.clone();
+        env.push((
+            "ZOFHOOK_SECRET",
+            "whsec_bG9jYWwtcmVhZG1lLWhhbmRsZXI=".to_string(),
+        ));
+        if command.contains(" listen ") {
+            let mut child = bash(here.path(), &format!("exec {command}"), &env)
+                .stdout(Stdio::piped())
+                .stderr(Stdio::null())
+                .spawn()
+                .unwrap();
+            let stdout = child.stdout.take().unwrap();
+            let _listen = Background(child);
+            let (tx, lines) = std::sync::mpsc::channel();
+            std::thread::spawn(move || {
+                for line in std::io::BufReader::new(stdout)
+                    .lines()
+                    .map_while(Result::ok)
+                {
+                    let _ = tx.send(line);
+                }
+            });
+            for (i, expected) in step.expected.iter().enumerate() {
+                let expected = expected.replace("http://127.0.0.1:4000/hook", &hook);
+                if i > 0 {
+                    let id = format!("evt_readme_{i}");
+                    let body = e2e::event(&id, "org_a", "run_1");
+                    let client = reqwest::Client::new();
+                    let (status, _) = e2e::load::post(&client, &stack.url, secret, &body).await;
+                    assert_eq!(status, 200);
+                }
+                let line = lines
+                    .recv_timeout(Duration::from_secs(90))
+                    .unwrap_or_else(|_| panic!("`{command}` did not print {expected:?}"));
+                assert!(
+                    matches(&expected, &line),
+                    "`{command}` printed {line:?}; the README says {expected:?}"
+                );
+            }
+        } else {
+            let out = bash(here.path(), &command, &env).output().unwrap();
+            let stdout = String::from_utf8_lossy(&out.stdout).to_string();
+            let stderr = String::from_utf8_lossy(&out.stderr);
+            assert!(out.status.success(), "`{command}` failed: {stdout}{stderr}");
+            let lines: Vec<&str> = stdout.lines().collect();
+            assert_eq!(lines.len(), step.expected.len(), "`{command}`: {stdout}");
+            // The README's comment lines lose their indent.
+            for (expected, line) in step.expected.iter().zip(&lines) {
+                assert!(
+                    matches(expected, line.trim_start()),
+                    "`{command}` printed {line:?}; the README says {expected:?}"
+                );
+            }
+        }
+        ran += 1;
+    }
+    assert_eq!(ran, 2);
+    assert_eq!(zof.seen("/v1/webhooks").len(), 1);
 }
 
 /// The deploy check, the time index upgrade's `migrate` and the DLQ redrive, against the

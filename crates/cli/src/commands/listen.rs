@@ -102,6 +102,9 @@ struct Follower {
     missed: Vec<String>,
     missed_total: usize,
     forwarded: usize,
+    /// Reads of the time index (each a query per shard of each day it spans) and of records.
+    index_reads: usize,
+    record_reads: usize,
     /// The ledger's last error, printed once until it answers again.
     ledger_down: Option<String>,
 }
@@ -111,6 +114,7 @@ impl Follower {
         let now = zofhook_core::now_ms();
         let window = zofhook_core::rfc3339(now - LOOKBACK_MS);
         let since = window.max(self.start.clone());
+        self.index_reads += 1;
         let keys = match self.ledger.accepted_since(&since).await {
             Ok(keys) => keys,
             Err(e) => return self.ledger_failed(e.to_string()),
@@ -118,6 +122,7 @@ impl Follower {
         let mut taken: Vec<(String, String, u32)> =
             keys.into_iter().map(|(at, id)| (at, id, 0)).collect();
         if self.replayed {
+            self.index_reads += 1;
             match self.ledger.replays_since(&since).await {
                 Ok(notes) => taken.extend(notes.into_iter().map(|n| (n.at, n.id, n.n))),
                 Err(e) => return self.ledger_failed(e.to_string()),
@@ -141,6 +146,7 @@ impl Follower {
         let waiting: Vec<(String, String, u32)> = self.pending.keys().cloned().collect();
         for key in waiting {
             let (at, id, n) = &key;
+            self.record_reads += 1;
             let record = match self.ledger.get(id).await {
                 Ok(record) => record,
                 Err(e) => return self.ledger_failed(e.to_string()),
@@ -296,6 +302,8 @@ pub async fn listen(global: &Global, config: &Config, args: ListenArgs) -> Resul
         missed: Vec::new(),
         missed_total: 0,
         forwarded: 0,
+        index_reads: 0,
+        record_reads: 0,
         ledger_down: None,
     };
     // The first read checks the table before the ready line.
@@ -329,5 +337,9 @@ pub async fn listen(global: &Global, config: &Config, args: ListenArgs) -> Resul
         )
     };
     println!("Stopped: {} event(s) forwarded{missed}", follower.forwarded);
+    eprintln!(
+        "zofhook: read the ledger's time index {} time(s) and {} record(s)",
+        follower.index_reads, follower.record_reads
+    );
     Ok(0)
 }
