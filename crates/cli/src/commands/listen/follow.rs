@@ -1,26 +1,9 @@
-//! `zofhook listen --forward-to URL`: follow the ledger (with `--aws`, the deployed table's time
-//! index, by reads alone) and forward every event accepted after the start to a local handler,
-//! with its archived body signed afresh with the local secret, one line per event
-//! (docs/design.md section 11; the anchor is `stripe listen --forward-to`).
-//!
-//! Each poll reads the index entries received in the last [`LOOKBACK_MS`] (a record may reach
-//! the index a little after its `received_at`), remembers the ids it has taken, and reads each
-//! new record once it is accepted (past `received`). With `--replayed` it reads the replays'
-//! notes too (`zofhook replay` writes one per replay, in the same index). A handler that does
-//! not answer is reported per event and again when it answers once more, with the ids it
-//! missed; the polling goes on.
+//! One `listen`: what it keeps between polls, each poll (the index, then each new record), and
+//! each forward.
 
-use super::send::verifier;
-use crate::global::Global;
-use crate::listener::shutdown_signal;
-use crate::secret::secrets;
-use crate::store::{Backend, Needs};
-use anyhow::{bail, Context, Result};
-use clap::Args;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use zofhook_core::config::Config;
 use zofhook_core::ledger::{Ledger, Record, Status};
 use zofhook_core::signature::{Secrets, Verifier};
 
@@ -29,7 +12,7 @@ use zofhook_core::signature::{Secrets, Verifier};
 pub const LOOKBACK_MS: i64 = 60_000;
 
 /// How long the handler has to answer one event (Zof's own limit).
-const FORWARD_TIMEOUT: Duration = Duration::from_secs(10);
+pub const FORWARD_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// An event still `received` (its delivery in flight) is looked at again on each poll; after this
 /// long it is dropped (its delivery failed, and Zof's retry records it afresh).
@@ -38,79 +21,36 @@ const PENDING_MS: i64 = 3_600_000;
 /// At most this many events wait for a status (`--status`) at once; the oldest go first.
 const PENDING_MAX: usize = 10_000;
 
-#[derive(Args, Debug)]
-pub struct ListenArgs {
-    /// Where to POST each event: the handler in development.
-    #[arg(long)]
-    pub forward_to: String,
-    /// Only events of this type.
-    #[arg(long = "type")]
-    pub kind: Option<String>,
-    /// Only events in these statuses (comma-separated or repeated): each is forwarded once it
-    /// reaches one of them (`--status failed`: when the worker gives up on it).
-    #[arg(long, value_delimiter = ',')]
-    pub status: Vec<String>,
-    /// Also forward replays (`zofhook replay`, the console's Replay) made from now on, of any
-    /// event, old ones included.
-    #[arg(long)]
-    pub replayed: bool,
-    /// How often to read the ledger: 100ms to 60s.
-    #[arg(long, default_value = "1s", value_parser = parse_interval)]
-    pub interval: Duration,
-}
-
-fn parse_interval(text: &str) -> Result<Duration, String> {
-    let (digits, unit) = match text.strip_suffix("ms") {
-        Some(d) => (d, 1),
-        None => match text.strip_suffix('s') {
-            Some(d) => (d, 1000),
-            None => {
-                return Err(format!(
-                    "{text:?}: give milliseconds or seconds (500ms, 2s)"
-                ))
-            }
-        },
-    };
-    let ms = digits
-        .parse::<u64>()
-        .map_err(|_| format!("{text:?}: give milliseconds or seconds (500ms, 2s)"))?
-        .saturating_mul(unit);
-    if !(100..=60_000).contains(&ms) {
-        return Err(format!("{text:?}: between 100ms and 60s"));
-    }
-    Ok(Duration::from_millis(ms))
-}
-
 /// What `listen` keeps between polls.
-struct Follower {
-    ledger: Arc<dyn Ledger>,
-    client: reqwest::Client,
-    url: String,
-    verifier: Verifier,
-    secrets: Secrets,
-    kind: Option<String>,
-    statuses: Vec<Status>,
-    replayed: bool,
+pub struct Follower {
+    pub ledger: Arc<dyn Ledger>,
+    pub client: reqwest::Client,
+    pub url: String,
+    pub verifier: Verifier,
+    pub secrets: Secrets,
+    pub kind: Option<String>,
+    pub statuses: Vec<Status>,
+    pub replayed: bool,
     /// Where the window starts: the start, then the lookback.
-    start: String,
+    pub start: String,
     /// What was taken from the index while inside the window, (`id`, replay number; 0 for the
     /// acceptance) with its time.
-    seen: HashMap<(String, u32), String>,
+    pub seen: HashMap<(String, u32), String>,
     /// Taken, not yet forwarded or dropped, by (time, `id`, replay number).
-    pending: BTreeMap<(String, String, u32), ()>,
+    pub pending: BTreeMap<(String, String, u32), ()>,
     /// Events the handler did not answer since it last answered.
-    missed: Vec<String>,
-    missed_total: usize,
-    forwarded: usize,
+    pub missed: Vec<String>,
+    pub missed_total: usize,
+    pub forwarded: usize,
     /// Reads of the time index (each a query per shard of each day it spans) and of records.
-    index_reads: usize,
-    record_reads: usize,
+    pub index_reads: usize,
+    pub record_reads: usize,
     /// The ledger's last error, printed once until it answers again.
-    ledger_down: Option<String>,
+    pub ledger_down: Option<String>,
 }
 
 impl Follower {
-    async fn poll(&mut self) {
+    pub async fn poll(&mut self) {
         let now = zofhook_core::now_ms();
         let window = zofhook_core::rfc3339(now - LOOKBACK_MS);
         let since = window.max(self.start.clone());
@@ -261,85 +201,4 @@ fn why(e: &reqwest::Error) -> String {
         cause = next;
     }
     cause.to_string()
-}
-
-pub async fn listen(global: &Global, config: &Config, args: ListenArgs) -> Result<i32> {
-    let url = reqwest::Url::parse(&args.forward_to)
-        .ok()
-        .filter(|u| matches!(u.scheme(), "http" | "https") && u.host().is_some())
-        .with_context(|| format!("--forward-to {:?} is not an http(s) URL", args.forward_to))?;
-    let mut statuses = Vec::new();
-    for status in &args.status {
-        let status = status.trim();
-        match status.parse::<Status>() {
-            Ok(s) => statuses.push(s),
-            Err(_) => bail!(
-                "--status {status:?}: one of received, enqueued, processing, processed, failed"
-            ),
-        }
-    }
-    let (secrets, _) = secrets(global, config, false)?;
-    let backend = Backend::open(global, config, Needs::EVENTS).await?;
-    let place = match (&global.table_name, global.aws) {
-        (Some(table), true) => format!("DynamoDB table {table}"),
-        _ => backend.describe(global),
-    };
-    let start = zofhook_core::rfc3339(zofhook_core::now_ms());
-    let mut follower = Follower {
-        ledger: backend.ledger()?,
-        client: reqwest::Client::builder()
-            .timeout(FORWARD_TIMEOUT)
-            .build()?,
-        url: url.to_string(),
-        verifier: verifier(config),
-        secrets,
-        kind: args.kind.clone(),
-        statuses,
-        replayed: args.replayed,
-        start: start.clone(),
-        seen: HashMap::new(),
-        pending: BTreeMap::new(),
-        missed: Vec::new(),
-        missed_total: 0,
-        forwarded: 0,
-        index_reads: 0,
-        record_reads: 0,
-        ledger_down: None,
-    };
-    // The first read checks the table before the ready line.
-    follower
-        .ledger
-        .accepted_since(&start)
-        .await
-        .with_context(|| format!("cannot read the ledger ({place})"))?;
-    println!("Forwarding events accepted from {start} on ({place}) to {url}; Ctrl-C stops");
-    let stop = shutdown_signal();
-    tokio::pin!(stop);
-    let mut ticks = tokio::time::interval(args.interval);
-    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    loop {
-        tokio::select! {
-            _ = &mut stop => break,
-            _ = ticks.tick() => {
-                tokio::select! {
-                    _ = &mut stop => break,
-                    () = follower.poll() => {}
-                }
-            }
-        }
-    }
-    let missed = if follower.missed_total == 0 {
-        String::new()
-    } else {
-        format!(
-            "; {} not delivered (the handler did not answer)",
-            follower.missed_total
-        )
-    };
-    println!("Stopped: {} event(s) forwarded{missed}", follower.forwarded);
-    eprintln!(
-        "zofhook: read the ledger's time index {} time(s) and {} record(s)",
-        follower.index_reads, follower.record_reads
-    );
-    Ok(0)
 }
