@@ -205,6 +205,24 @@ pub async fn drain(client: &aws_sdk_sqs::Client, url: &str) -> Vec<aws_sdk_sqs::
     }
 }
 
+/// A new Secrets Manager secret on the emulator holding `value` (named after `prefix`); its ARN.
+pub async fn create_secret(
+    client: &aws_sdk_secretsmanager::Client,
+    prefix: &str,
+    value: &str,
+) -> String {
+    client
+        .create_secret()
+        .name(unique(prefix))
+        .secret_string(value)
+        .send()
+        .await
+        .unwrap()
+        .arn()
+        .unwrap()
+        .to_string()
+}
+
 /// A `run.completed` envelope as Zof documents it.
 pub fn event(id: &str, org: &str, run: &str) -> Vec<u8> {
     json!({"id": id, "type": "run.completed", "created": "2026-05-20T12:00:00Z",

@@ -293,17 +293,12 @@ async fn fifty_concurrent_deliveries_of_one_id_accept_exactly_once() {
 async fn secrets_manager_secrets_load_and_rotate() {
     let sdk = sdk().await;
     let client = aws_sdk_secretsmanager::Client::new(&sdk);
-    let name = e2e::unique("webhook-secret");
-    let arn = client
-        .create_secret()
-        .name(&name)
-        .secret_string(r#"{"current":"one","previous":""}"#)
-        .send()
-        .await
-        .unwrap()
-        .arn()
-        .unwrap()
-        .to_string();
+    let arn = e2e::create_secret(
+        &client,
+        "webhook-secret",
+        r#"{"current":"one","previous":""}"#,
+    )
+    .await;
     let cache = CachedSecrets::load(
         SecretsManagerSecrets::new(client.clone(), &arn),
         Duration::ZERO,

@@ -26,26 +26,9 @@ async fn stack(overrides: &[(&'static str, &str)]) -> Stack {
     let (dynamo, table) = create_table(&sdk).await;
     let (sqs, queue_url) = create_queue(&sdk).await;
     let secrets = aws_sdk_secretsmanager::Client::new(&sdk);
-    let secret_arn = secrets
-        .create_secret()
-        .name(e2e::unique("webhook"))
-        .secret_string(format!(r#"{{"current":"{SECRET}","previous":""}}"#))
-        .send()
-        .await
-        .unwrap()
-        .arn()
-        .unwrap()
-        .to_string();
-    let token_arn = secrets
-        .create_secret()
-        .name(e2e::unique("zof-api-token"))
-        .secret_string("tok_from_secrets_manager")
-        .send()
-        .await
-        .unwrap()
-        .arn()
-        .unwrap()
-        .to_string();
+    let stored = format!(r#"{{"current":"{SECRET}","previous":""}}"#);
+    let secret_arn = e2e::create_secret(&secrets, "webhook", &stored).await;
+    let token_arn = e2e::create_secret(&secrets, "zof-api-token", "tok_from_secrets_manager").await;
     let resources: HashMap<&str, String> = HashMap::from([
         ("LedgerTable", table.clone()),
         ("EventQueue", queue_url.clone()),

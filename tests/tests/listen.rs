@@ -218,16 +218,11 @@ fn verifies_with_local_secret(headers: &HeaderMap, body: &[u8]) -> bool {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn events_accepted_after_the_start_reach_the_handler_as_zof_sent_them() {
-    let Deployed {
-        _dir,
-        serve,
-        secret,
-        table,
-        env,
-    } = Deployed::start().await;
+    let stack = Deployed::start().await;
+    let (serve, secret, table, env) = (&stack.serve, &stack.secret, &stack.table, &stack.env);
     let client = reqwest::Client::new();
     let before = event("evt_listen_before", "org_a", "run_0");
-    assert_eq!(post(&client, &serve.url, &secret, &before).await.0, 200);
+    assert_eq!(post(&client, &serve.url, secret, &before).await.0, 200);
 
     // `listen` reaches the emulator through a proxy that records every call it makes.
     let proxy = FaultProxy::new(&e2e::endpoint());
@@ -239,16 +234,16 @@ async fn events_accepted_after_the_start_reach_the_handler_as_zof_sent_them() {
     let addr = free_addr();
     let _server = handler.start_on(addr).await;
     let url = format!("http://{addr}/hook");
-    let mut listen = Listen::start(&table, &["--forward-to", &url], &listen_env);
+    let mut listen = Listen::start(table, &["--forward-to", &url], &listen_env);
 
     let bodies: Vec<Vec<u8>> = (1..=3)
         .map(|i| event(&format!("evt_listen_{i}"), "org_a", &format!("run_{i}")))
         .collect();
     for body in &bodies {
-        assert_eq!(post(&client, &serve.url, &secret, body).await.0, 200);
+        assert_eq!(post(&client, &serve.url, secret, body).await.0, 200);
     }
     // A duplicate delivery is one event: forwarded once.
-    assert_eq!(post(&client, &serve.url, &secret, &bodies[0]).await.0, 200);
+    assert_eq!(post(&client, &serve.url, secret, &bodies[0]).await.0, 200);
     handler.wait_for(3).await;
     for i in 1..=3 {
         let line = listen.wait_line(|l| l.starts_with(&format!("evt_listen_{i} ")));
@@ -292,28 +287,23 @@ fn regex_lite(line: &str, prefix: &str) -> bool {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_handler_that_is_down_loses_nothing_after_it_is_back_and_listen_names_what_it_missed() {
-    let Deployed {
-        _dir,
-        serve,
-        secret,
-        table,
-        env,
-    } = Deployed::start().await;
+    let stack = Deployed::start().await;
+    let (serve, secret, table, env) = (&stack.serve, &stack.secret, &stack.table, &stack.env);
     let client = reqwest::Client::new();
     let handler = Handler::default();
     let addr = free_addr();
     let server = handler.start_on(addr).await;
     let url = format!("http://{addr}/hook");
-    let mut listen = Listen::start(&table, &["--forward-to", &url], &env);
+    let mut listen = Listen::start(table, &["--forward-to", &url], env);
     let body = |i: u32| event(&format!("evt_down_{i}"), "org_a", &format!("run_{i}"));
 
-    assert_eq!(post(&client, &serve.url, &secret, &body(1)).await.0, 200);
+    assert_eq!(post(&client, &serve.url, secret, &body(1)).await.0, 200);
     handler.wait_for(1).await;
     // The handler goes down: nothing listens on its port.
     server.abort();
     let _ = server.await;
     for i in [2, 3] {
-        assert_eq!(post(&client, &serve.url, &secret, &body(i)).await.0, 200);
+        assert_eq!(post(&client, &serve.url, secret, &body(i)).await.0, 200);
         let line = listen.wait_line(|l| l.starts_with(&format!("evt_down_{i} ")));
         assert!(
             line.starts_with(&format!("evt_down_{i} run.completed → not delivered: "))
@@ -324,7 +314,7 @@ async fn a_handler_that_is_down_loses_nothing_after_it_is_back_and_listen_names_
     // Back on the same port: what arrives now is forwarded, and listen says what it missed.
     let _server = handler.start_on(addr).await;
     for i in [4, 5] {
-        assert_eq!(post(&client, &serve.url, &secret, &body(i)).await.0, 200);
+        assert_eq!(post(&client, &serve.url, secret, &body(i)).await.0, 200);
     }
     handler.wait_for(3).await;
     let missed = listen.wait_line(|l| l.starts_with("the handler answers again"));

@@ -323,16 +323,9 @@ async fn the_readme_listen_and_register_block_runs_against_the_emulator() {
     let (_, table) = e2e::create_table(&sdk).await;
     let (_, queue_url) = e2e::create_queue(&sdk).await;
     let secret = "whsec_cmVhZG1lLXN0YWNrLXNlY3JldA==";
-    let arn = aws_sdk_secretsmanager::Client::new(&sdk)
-        .create_secret()
-        .name(e2e::unique("readme-register"))
-        .secret_string(json!({"current": secret, "previous": ""}).to_string())
-        .send()
-        .await
-        .unwrap()
-        .arn()
-        .unwrap()
-        .to_string();
+    let stored = json!({"current": secret, "previous": ""}).to_string();
+    let sm = aws_sdk_secretsmanager::Client::new(&sdk);
+    let arn = e2e::create_secret(&sm, "readme-register", &stored).await;
     let env = e2e::aws_env();
     let dir = e2e::data_dir();
     let d = dir.to_str().unwrap();

@@ -255,16 +255,8 @@ async fn bad_input_is_an_error_before_anything_is_sent() {
 async fn with_aws_the_secret_goes_to_the_stacks_secret_with_the_old_one_as_previous() {
     let sdk = e2e::sdk().await;
     let sm = aws_sdk_secretsmanager::Client::new(&sdk);
-    let arn = sm
-        .create_secret()
-        .name(e2e::unique("zofhook-register"))
-        .secret_string(r#"{"current":"whsec_b2xkLXN0YWNr","previous":""}"#)
-        .send()
-        .await
-        .unwrap()
-        .arn()
-        .unwrap()
-        .to_string();
+    let old = r#"{"current":"whsec_b2xkLXN0YWNr","previous":""}"#;
+    let arn = e2e::create_secret(&sm, "zofhook-register", old).await;
     let fake = Fake::default();
     fake.script(
         "/v1/webhooks",

@@ -24,15 +24,10 @@ impl Summary {
     pub fn lines(&self) -> Vec<String> {
         let mut lines = vec![format!("replayed {} event(s)", self.replayed.len())];
         if !self.skipped.is_empty() {
-            let why: Vec<String> = self
-                .skipped
-                .iter()
-                .map(|(id, why)| format!("{id} ({why})"))
-                .collect();
             lines.push(format!(
                 "skipped {}: {}",
                 self.skipped.len(),
-                why.join(", ")
+                with_why(&self.skipped)
             ));
         }
         if !self.not_found.is_empty() {
@@ -43,27 +38,17 @@ impl Summary {
             ));
         }
         if !self.failed.is_empty() {
-            let why: Vec<String> = self
-                .failed
-                .iter()
-                .map(|(id, why)| format!("{id} ({why})"))
-                .collect();
             lines.push(format!(
                 "not sent {} (left enqueued; replay them again): {}",
                 self.failed.len(),
-                why.join(", ")
+                with_why(&self.failed)
             ));
         }
         if !self.unnoted.is_empty() {
-            let why: Vec<String> = self
-                .unnoted
-                .iter()
-                .map(|(id, why)| format!("{id} ({why})"))
-                .collect();
             lines.push(format!(
                 "replayed but not noted for `zofhook listen --replayed` {}: {}",
                 self.unnoted.len(),
-                why.join(", ")
+                with_why(&self.unnoted)
             ));
         }
         lines
@@ -71,6 +56,15 @@ impl Summary {
 }
 
 /// Replays `ids` in order.
+/// `id (why), id (why)`.
+fn with_why(pairs: &[(String, String)]) -> String {
+    let each: Vec<String> = pairs
+        .iter()
+        .map(|(id, why)| format!("{id} ({why})"))
+        .collect();
+    each.join(", ")
+}
+
 pub async fn replay(
     ledger: &dyn Ledger,
     queue: &dyn Queue,

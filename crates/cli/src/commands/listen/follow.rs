@@ -1,7 +1,7 @@
 //! One `listen`: what it keeps between polls, each poll (the index, then each new record), and
 //! each forward.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use zofhook_core::ledger::{Ledger, Record, Status};
@@ -37,7 +37,7 @@ pub struct Follower {
     /// acceptance) with its time.
     pub seen: HashMap<(String, u32), String>,
     /// Taken, not yet forwarded or dropped, by (time, `id`, replay number).
-    pub pending: BTreeMap<(String, String, u32), ()>,
+    pub pending: BTreeSet<(String, String, u32)>,
     /// Events the handler did not answer since it last answered.
     pub missed: Vec<String>,
     pub missed_total: usize,
@@ -72,18 +72,18 @@ impl Follower {
             let key = (id, n);
             if at >= self.start && !self.seen.contains_key(&key) {
                 self.seen.insert(key.clone(), at.clone());
-                self.pending.insert((at, key.0, key.1), ());
+                self.pending.insert((at, key.0, key.1));
             }
         }
         // Entries older than the window are never read again.
         self.seen.retain(|_, at| *at >= since);
         while self.pending.len() > PENDING_MAX {
-            if let Some(((_, id, _), ())) = self.pending.pop_first() {
+            if let Some((_, id, _)) = self.pending.pop_first() {
                 println!("{id} not forwarded: more than {PENDING_MAX} events wait for a status");
             }
         }
         let oldest = zofhook_core::rfc3339(now - PENDING_MS);
-        let waiting: Vec<(String, String, u32)> = self.pending.keys().cloned().collect();
+        let waiting: Vec<(String, String, u32)> = self.pending.iter().cloned().collect();
         for key in waiting {
             let (at, id, n) = &key;
             self.record_reads += 1;

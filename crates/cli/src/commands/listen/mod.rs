@@ -20,7 +20,7 @@ use crate::store::{Backend, Needs};
 use anyhow::{bail, Context, Result};
 use clap::Args;
 use follow::{Follower, FORWARD_TIMEOUT};
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeSet, HashMap};
 use std::time::Duration;
 use zofhook_core::config::Config;
 use zofhook_core::ledger::Status;
@@ -103,7 +103,7 @@ pub async fn listen(global: &Global, config: &Config, args: ListenArgs) -> Resul
         replayed: args.replayed,
         start: start.clone(),
         seen: HashMap::new(),
-        pending: BTreeMap::new(),
+        pending: BTreeSet::new(),
         missed: Vec::new(),
         missed_total: 0,
         forwarded: 0,
