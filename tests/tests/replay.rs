@@ -411,3 +411,57 @@ fn bad_selections_and_cursors_are_refused_naming_the_flag_and_change_nothing() {
         assert!(err.contains(says), "{args:?}: {err}");
     }
 }
+
+/// The note `listen --replayed` follows cannot be written (every `UpdateItem` of a `#replay#`
+/// item answered 500 by the fault proxy): the replay still happens (the record `enqueued`, one
+/// more replay, its message on the queue), and `replay` says what was not noted and exits 1.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_replay_whose_note_fails_is_replayed_and_says_it_was_not_noted() {
+    use e2e::fault::{Fault, FaultProxy, Rule};
+    let sdk = e2e::sdk().await;
+    let (dynamodb, table) = e2e::create_table(&sdk).await;
+    let (sqs, queue_url) = e2e::create_queue(&sdk).await;
+    let body = String::from_utf8(event("evt_unnoted", "org_a", "run_1")).unwrap();
+    let ledger = zofhook_core::ledger::dynamodb::DynamoLedger::new(dynamodb, table.clone());
+    let done = record("evt_unnoted", Status::Processed, Some(&body));
+    ledger.begin(&done, zofhook_core::now_ms()).await.unwrap();
+    let proxy = FaultProxy::new(&e2e::endpoint());
+    proxy.rule(Rule {
+        operation: "UpdateItem",
+        body_contains: Some("#replay#"),
+        fault: Fault::Fail,
+        times: 100,
+    });
+    let mut env = e2e::aws_env();
+    env.retain(|(k, _)| *k != "AWS_ENDPOINT_URL");
+    env.push(("AWS_ENDPOINT_URL", proxy.start().await));
+    let args = [
+        "--aws",
+        "--table-name",
+        &table,
+        "--queue-url",
+        &queue_url,
+        "replay",
+        "evt_unnoted",
+    ];
+    let (code, out, err) = zofhook(&args, &env);
+    assert_eq!(code, 1, "{out}{err}");
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines[0], "replayed 1 event(s)", "{out}");
+    assert!(
+        lines[1]
+            .starts_with("replayed but not noted for `zofhook listen --replayed` 1: evt_unnoted ("),
+        "{out}"
+    );
+    assert!(proxy.applied().iter().any(|o| o == "UpdateItem"));
+    let stored = ledger.get("evt_unnoted").await.unwrap().unwrap();
+    assert_eq!((stored.status, stored.replays), (Status::Enqueued, 1));
+    let sent = e2e::drain(&sqs, &queue_url).await;
+    assert_eq!(sent.len(), 1);
+    assert_eq!(sent[0].body(), Some(body.as_str()));
+    assert!(ledger
+        .replays_since(&zofhook_core::rfc3339(zofhook_core::now_ms() - 60_000))
+        .await
+        .unwrap()
+        .is_empty());
+}
